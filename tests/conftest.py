@@ -1,0 +1,53 @@
+"""Shared fixtures: the `small` sample city and its merged plan, built once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def small_city(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder with the `small` sample city (layers.gpkg, cases.csv, hazards.csv, truth, manifest)."""
+    from gridplan.sample import write_sample
+
+    out = tmp_path_factory.mktemp("small_city")
+    write_sample(out, scale="small", seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_plan(small_city: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PLAN.gpkg merged from the `small` sample city with default parameters."""
+    from gridplan.layers import read_layers
+    from gridplan.merge import merge_layers
+    from gridplan.plans import write_plan
+
+    plan = merge_layers(read_layers(small_city / "layers.gpkg"))
+    out = tmp_path_factory.mktemp("small_plan") / "plan.gpkg"
+    write_plan(plan, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def postgis_url() -> str:
+    """URL of a throwaway PostGIS database; skip (or fail in CI) when there is none."""
+    url = os.environ.get("GRIDPLAN_TEST_DATABASE_URL")
+    if not url:
+        if os.environ.get("GRIDPLAN_REQUIRE_POSTGIS") == "1":
+            pytest.fail("GRIDPLAN_REQUIRE_POSTGIS=1 but GRIDPLAN_TEST_DATABASE_URL is not set")
+        pytest.skip("no PostGIS database (set GRIDPLAN_TEST_DATABASE_URL)")
+    return url
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Path of a headless-capable Chromium; skip (or fail in CI) when there is none."""
+    path = os.environ.get("GRIDPLAN_CHROMIUM", "/usr/bin/chromium")
+    if not Path(path).exists():
+        if os.environ.get("GRIDPLAN_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"GRIDPLAN_REQUIRE_BROWSER=1 but {path} does not exist")
+        pytest.skip(f"no Chromium at {path}")
+    return path
