@@ -1,0 +1,1 @@
+"""Benchmarks: ours vs the anchor each issue names, same data, same run (``make bench``)."""
