@@ -10,7 +10,9 @@ import importlib
 
 from gridplan.cli._app import app
 
-_COMMAND_MODULES = ("sample", "layers", "merge", "geocode", "hotspots", "balance", "maps", "demo", "serve")
+_COMMAND_MODULES = (
+    "sample", "layers", "merge", "plans", "geocode", "hotspots", "balance", "maps", "demo", "serve",
+)
 
 for _name in _COMMAND_MODULES:
     try:
