@@ -86,3 +86,6 @@ def _main(
         handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
         force=True,
     )
+    # GDAL/pyogrio report every layer write at INFO ("Created N records"): not news for our users.
+    for noisy in ("pyogrio", "fiona", "rasterio", "distributed", "numba", "matplotlib"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
