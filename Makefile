@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml gridplan/maps/assets/package-lock.json | cksum | cut -d' ' -f1)
 WORKSPACE ?= demo
 SCALE  ?= small
 
@@ -10,10 +10,12 @@ SCALE  ?= small
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml gridplan/maps/assets/package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[service,dask,dev]'
+	# Leaflet and its plugins for offline maps, pinned by package-lock.json (inlined into each map)
+	npm ci --prefix gridplan/maps/assets --ignore-scripts --no-audit --no-fund --loglevel=error
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
