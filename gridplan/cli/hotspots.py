@@ -1,0 +1,242 @@
+"""``gridplan heatmap`` and ``gridplan hotspots``: KDE GeoTIFFs, Gi*/emerging/yoy GeoPackages (§3.5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from gridplan.cli._app import app, console, progress, user_errors
+from gridplan.errors import InputError
+
+
+def _categories(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    cats = [c.strip() for c in value.replace("，", ",").split(",") if c.strip()]
+    return cats or None
+
+
+def _read(input_path: Path, category: str | None, since: str | None, until: str | None,
+          to_crs: Any) -> tuple[Any, Any]:
+    """Read located events into *to_crs*, apply filters; return (EventTable, filtered frame)."""
+    import pandas as pd
+
+    from gridplan.hotspots import filter_events
+    from gridplan.layers import read_events
+
+    for name, val in (("since", since), ("until", until)):
+        if val is not None:
+            try:
+                pd.Timestamp(val)
+            except (ValueError, TypeError):
+                raise InputError(f"not a date: {val!r} (use YYYY-MM-DD)", field=f"--{name}") from None
+    table = read_events(input_path, to_crs=to_crs)
+    if len(table.gdf) == 0:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(table.skipped_reasons.items())) or "no rows"
+        raise InputError(f"no located rows ({reasons}); geocode the file first (gridplan geocode)",
+                         file=input_path)
+    events = filter_events(table.gdf, category=_categories(category), since=since, until=until)
+    if len(events) == 0:
+        raise InputError("no located rows match --category/--since/--until", file=input_path)
+    return table, events
+
+
+def _skipped_note(table: Any) -> str:
+    if not table.n_skipped:
+        return "0"
+    reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(table.skipped_reasons.items()))
+    return f"{table.n_skipped:,} ({reasons})"
+
+
+@app.command()
+@user_errors
+def heatmap(
+    input_path: Path = typer.Argument(..., metavar="INPUT.csv",
+                                      help="Located events (geocode output, or CSV with lon, lat)."),
+    plan_path: Path = typer.Option(..., "--plan", help="PLAN.gpkg: the raster is clipped to its base grids."),
+    out: Path = typer.Option(..., "--out", "-o", help="Cloud-Optimized GeoTIFF to write (HEAT.tif)."),
+    cell_m: float = typer.Option(50.0, "--cell-m", min=1.0, help="Cell size in metres."),
+    bandwidth_m: str = typer.Option(
+        "auto", "--bandwidth-m",
+        help="Gaussian kernel σ in metres, or 'auto': ArcGIS's spatial Silverman rule "
+             "0.9·min(SD, √(1/ln2)·Dm)·n^-0.2."),
+    weight: str | None = typer.Option(None, "--weight", help="Numeric column to weight events by."),
+    category: str | None = typer.Option(None, "--category", help="Only these categories (comma-separated)."),
+    since: str | None = typer.Option(None, "--since", help="Only events on/after this date (YYYY-MM-DD)."),
+    until: str | None = typer.Option(None, "--until", help="Only events on/before this date (YYYY-MM-DD)."),
+    png: bool = typer.Option(False, "--png", help="Also write a PNG rendering next to the GeoTIFF."),
+) -> None:
+    """Kernel density heatmap (events per km²) of located events, as a COG clipped to the plan.
+
+    Rows without usable coordinates are counted and skipped.
+    Output: float32 Cloud-Optimized GeoTIFF in the plan's CRS (EPSG:4547), 512-pixel tiles,
+    DEFLATE, overviews, nodata -9999 outside the base grids; tags: units, bandwidth, cell, filters.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from gridplan.plans import read_plan
+    from gridplan.raster import kde_density, silverman_bandwidth_m, write_cog, write_png
+
+    if out.suffix.lower() not in (".tif", ".tiff"):
+        raise InputError("the heatmap output must end in .tif", file=out)
+    with progress() as prog:
+        task = prog.add_task("read plan", total=4)
+        plan = read_plan(plan_path)
+        prog.update(task, description="read events", advance=1)
+        table, events = _read(input_path, category, since, until, plan.base_grids.crs)
+        weights = None
+        if weight:
+            if weight not in events.columns:
+                raise InputError("no such column", file=input_path, field=weight)
+            weights = pd.to_numeric(events[weight], errors="coerce").to_numpy(np.float64)
+            bad = ~np.isfinite(weights) | (weights < 0)
+            if bad.any():
+                raise InputError(f"{int(bad.sum())} rows have a missing or negative weight",
+                                 file=input_path, field=weight)
+        x = events["x"].to_numpy(np.float64)
+        y = events["y"].to_numpy(np.float64)
+        if bandwidth_m.strip().lower() == "auto":
+            bw = silverman_bandwidth_m(x, y, weights)
+            rule = "silverman (ArcGIS spatial variant)"
+        else:
+            try:
+                bw = float(bandwidth_m)
+            except ValueError:
+                raise InputError(f"not a number or 'auto': {bandwidth_m!r}", field="--bandwidth-m") from None
+            rule = "user"
+        prog.update(task, description="kernel density", advance=1)
+        dens, transform = kde_density(x, y, weights=weights, bandwidth_m=bw, cell_m=cell_m,
+                                      clip=plan.base_grids)
+        prog.update(task, description="write", advance=1)
+        tags = {"bandwidth_m": f"{bw:.1f}", "bandwidth_rule": rule, "cell_m": f"{cell_m:g}",
+                "kernel": "gaussian (sigma = bandwidth_m)", "method": "linear binning + gaussian filter",
+                "events": len(events), "weight": weight or "", "category": category or "",
+                "since": since or "", "until": until or "", "plan_id": plan.meta.plan_id,
+                "source": input_path.name}
+        write_cog(out, dens, transform, plan.base_grids.crs, tags=tags)
+        png_path = None
+        if png:
+            png_path = write_png(out.with_suffix(".png"), dens, transform, boundary=plan.base_grids,
+                                 title=f"热力图 {category or ''} (σ = {bw:.0f} m)")
+        prog.update(task, advance=1)
+    t = Table(title="heatmap", show_header=False)
+    t.add_row("rows read", f"{table.n_total:,}")
+    t.add_row("skipped (not located)", _skipped_note(table))
+    t.add_row("events mapped", f"{len(events):,}")
+    t.add_row("bandwidth", f"{bw:.0f} m ({rule})")
+    t.add_row("raster", f"{dens.shape[1]} × {dens.shape[0]} cells of {cell_m:g} m")
+    t.add_row("max density", f"{float(np.nanmax(dens)):,.1f} events/km²")
+    t.add_row("written", str(out) + (f", {png_path}" if png_path else ""))
+    console.print(t)
+
+
+@app.command()
+@user_errors
+def hotspots(
+    input_path: Path = typer.Argument(..., metavar="INPUT.csv",
+                                      help="Located events (geocode output, or CSV with lon, lat)."),
+    plan_path: Path = typer.Option(..., "--plan", help="PLAN.gpkg with base grids."),
+    out: Path = typer.Option(..., "--out", "-o", help="GeoPackage to write (HOT.gpkg)."),
+    by: str = typer.Option("grid", "--by", help="Areas: grid | h3 | community | town."),
+    h3_res: int = typer.Option(9, "--h3-res", min=0, max=15, help="H3 resolution for --by h3."),
+    time_step: str = typer.Option(
+        "month", "--time-step", help="Emerging hot spots step: week | month | quarter | none (skip)."),
+    permutations: int = typer.Option(999, "--permutations", min=0,
+                                     help="Permutations for gi_p_sim (0 = analytic only)."),
+    distance_band_m: float | None = typer.Option(
+        None, "--distance-band-m", min=0.0,
+        help="Neighbours = areas with centroids within this distance (m), instead of contiguity/k-ring."),
+    value: str = typer.Option(
+        "auto", "--value",
+        help="Analysed value: auto (rate for grids, density for H3) | rate | density | count."),
+    inference: str = typer.Option(
+        "analytic", "--inference", help="p-value behind gi_bin: analytic (ArcGIS) | permutation."),
+    category: str | None = typer.Option(None, "--category", help="Only these categories (comma-separated)."),
+    since: str | None = typer.Option(None, "--since", help="Only events on/after this date (YYYY-MM-DD)."),
+    until: str | None = typer.Option(None, "--until", help="Only events on/before this date (YYYY-MM-DD)."),
+    seed: int = typer.Option(0, "--seed", help="Permutation seed (same seed, same output)."),
+    yoy_out: Path | None = typer.Option(
+        None, "--yoy-out", help="Also export the year-on-year table (.csv UTF-8 with BOM, or .xlsx)."),
+) -> None:
+    """Getis-Ord Gi* hot spots (FDR bins), emerging hot spots and year-on-year change → HOT.gpkg.
+
+    hotspots: count, density, rate, rate_hh, gi_z, gi_p, gi_p_sim, gi_bin, n_neighbors.
+    gi_bin −3..3: ±3/±2/±1 = hot/cold at 99/95/90 % after FDR (z and p raw, as in ArcGIS).
+    emerging: pattern (17 ArcGIS labels), pattern_zh, trend_z, trend_p, counts, bin_history.
+    yoy: level, code, name, category, year, count, count_prev, change_pct.
+    """
+    from gridplan.emerging import emerging_hotspots
+    from gridplan.hotspots import (
+        LEVELS,
+        TIME_STEPS,
+        VALUES,
+        analysis_units,
+        hotspot_analysis,
+        write_gpkg,
+        write_table,
+        year_on_year,
+    )
+    from gridplan.plans import read_plan
+
+    if by not in LEVELS:
+        raise InputError(f"use one of {', '.join(LEVELS)}", field="--by")
+    step = None if time_step.lower() in ("none", "") else time_step.lower()
+    if step is not None and step not in TIME_STEPS:
+        raise InputError(f"use one of {', '.join(TIME_STEPS)} or none", field="--time-step")
+    if value not in VALUES:
+        raise InputError(f"use one of {', '.join(VALUES)}", field="--value")
+    if inference not in ("analytic", "permutation"):
+        raise InputError("use analytic or permutation", field="--inference")
+    if out.suffix.lower() != ".gpkg":
+        raise InputError("the hotspot output must end in .gpkg", file=out)
+    if yoy_out is not None and yoy_out.suffix.lower() not in (".csv", ".xlsx"):
+        raise InputError("the year-on-year output must end in .csv or .xlsx", file=yoy_out)
+    cats = _categories(category)
+    with progress() as prog:
+        task = prog.add_task("read plan", total=6)
+        plan = read_plan(plan_path)
+        prog.update(task, description="read events", advance=1)
+        table, events = _read(input_path, category, since, until, plan.base_grids.crs)
+        from gridplan.hotspots import assign_events
+
+        events = assign_events(events, plan)
+        prog.update(task, description=f"{by} areas", advance=1)
+        units = analysis_units(plan, by, h3_res=h3_res)  # type: ignore[arg-type]
+        prog.update(task, description="Gi*", advance=1)
+        hs = hotspot_analysis(events, plan, by=by, h3_res=h3_res, value=value, category=cats,  # type: ignore[arg-type]
+                              distance_band_m=distance_band_m, permutations=permutations, seed=seed,
+                              inference=inference, units=units)  # type: ignore[arg-type]
+        prog.update(task, description="emerging hot spots", advance=1)
+        layers: dict[str, Any] = {"hotspots": hs}
+        em = None
+        if step is not None:
+            em = emerging_hotspots(events, plan, by=by, h3_res=h3_res, time_step=step, value=value,  # type: ignore[arg-type]
+                                   category=cats, distance_band_m=distance_band_m, units=units)
+            layers["emerging"] = em
+        prog.update(task, description="year on year", advance=1)
+        yoy = year_on_year(events, plan, category=cats)
+        layers["yoy"] = yoy
+        write_gpkg(out, layers)
+        if yoy_out is not None:
+            write_table(yoy, yoy_out)
+        prog.update(task, advance=1)
+    n_outside = int(hs.attrs.get("n_outside", 0))
+    t = Table(title="hotspots", show_header=False)
+    t.add_row("rows read", f"{table.n_total:,}")
+    t.add_row("skipped (not located)", _skipped_note(table))
+    t.add_row("events analysed", f"{len(events) - n_outside:,}" + (f" ({n_outside:,} outside the plan)"
+                                                                   if n_outside else ""))
+    t.add_row("areas", f"{len(hs):,} {by} ({hs.attrs.get('neighbourhood')}, value {hs.attrs.get('value')})")
+    t.add_row("hot spots 99/95/90 %", " / ".join(str(int((hs['gi_bin'] == b).sum())) for b in (3, 2, 1)))
+    t.add_row("cold spots 99/95/90 %", " / ".join(str(int((hs['gi_bin'] == b).sum())) for b in (-3, -2, -1)))
+    if em is not None:
+        tally = em["pattern"].value_counts()
+        shown = ", ".join(f"{k} {v}" for k, v in tally.items() if k != "No Pattern Detected") or "none"
+        t.add_row(f"emerging ({len(em.attrs['periods'])} {step}s)", shown)
+    t.add_row("year-on-year rows", f"{len(yoy):,}")
+    t.add_row("written", str(out) + (f", {yoy_out}" if yoy_out else ""))
+    console.print(t)
