@@ -36,7 +36,11 @@ def _pyproject() -> dict[str, str]:
 def _conda() -> dict[str, str]:
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     out: dict[str, str] = {}
+    deps = list(env["dependencies"])
     for dep in env["dependencies"]:
+        if isinstance(dep, dict):  # the pip: section, for packages conda-forge does not carry
+            deps += [d for d in dep.get("pip", []) if not d.startswith("-e")]
+    for dep in deps:
         if isinstance(dep, str):
             name, ver = _name_version(dep)
             if name not in ("python", "pip"):

@@ -1,0 +1,14 @@
+"""FastAPI service on top of the library (PRODUCT §3.8): ``create_app(workspace_or_url)``.
+
+Modules: :mod:`~gridplan.api.app` (factory, middleware, auth and admin routes),
+:mod:`~gridplan.api.routes_data` (plans, uploads, jobs, maps), :mod:`~gridplan.api.auth` (hashed
+secrets, tokens, roles), :mod:`~gridplan.api.jobs` (background runner),
+:mod:`~gridplan.api.uploads` (upload and archive checks), :mod:`~gridplan.api.plan_repo` (plan
+versions in a workspace or PostGIS).  Metadata tables live in :mod:`gridplan.store.meta`.
+"""
+
+from __future__ import annotations
+
+from gridplan.api.app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,57 @@
+"""FastAPI dependencies: the shared service object, the authenticated caller, permission checks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gridplan.api.auth import Principal
+from gridplan.errors import AuthError
+
+if TYPE_CHECKING:
+    from gridplan.api.app import Service
+
+__all__ = ["current_principal", "get_service", "require"]
+
+
+def get_service(request: Request) -> Service:
+    """Return the app's :class:`Service`."""
+    return request.app.state.service
+
+
+#: Declares the bearer scheme in OpenAPI (the docs' "Authorize" button); errors are ours (401).
+bearer_scheme = HTTPBearer(auto_error=False, description="token from POST /login or `gridplan token create`")
+
+
+def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+) -> Principal:
+    """Authenticate the bearer token (401 when missing or invalid)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(
+            401,
+            "authentication required: send Authorization: Bearer <token> (POST /login)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    try:
+        return get_service(request).verifier.verify(token.strip())
+    except AuthError as exc:
+        raise HTTPException(
+            401, f"not authenticated: {exc}", headers={"WWW-Authenticate": "Bearer"}
+        ) from None
+
+
+def require(permission: str) -> Any:
+    """Dependency: the caller must hold *permission* (403 otherwise)."""
+
+    def dep(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.can(permission):
+            raise HTTPException(403, f"role {principal.role} may not do this (needs {permission})")
+        return principal
+
+    dep.__name__ = f"require_{permission.replace(':', '_')}"
+    return Depends(dep)

@@ -1,0 +1,386 @@
+"""Service metadata: users, hashed tokens, the plan registry and background jobs.
+
+One SQLAlchemy Core schema that runs on SQLite (the workspace's ``meta.sqlite``) and on
+PostgreSQL (the same database as the PostGIS layers, in its own schema so the tables never show up
+as layers).  Every statement is built with SQLAlchemy Core, so every value is a bound parameter.
+
+Secrets are never stored: passwords and tokens are kept as ``scrypt`` hashes with a per-secret
+random salt (see :mod:`gridplan.api.auth`); this module only stores and fetches the hash strings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from gridplan.errors import InputError, NotFoundError, StoreError
+from gridplan.store.base import check_layer_name
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["JOB_STATES", "ROLES", "MetaStore", "is_postgres_url", "utc_now"]
+
+#: Roles a user can hold (PRODUCT §3.8).
+ROLES: tuple[str, ...] = ("planner", "analyst", "leader", "admin")
+#: Job life cycle.
+JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed")
+
+
+def utc_now() -> dt.datetime:
+    """Return the current UTC time, timezone-aware, to the second."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def is_postgres_url(target: str | Path) -> bool:
+    """Whether *target* names a PostgreSQL database rather than a workspace folder.
+
+    >>> is_postgres_url("postgresql+psycopg://u@h/db"), is_postgres_url("/tmp/ws")
+    (True, False)
+    """
+    return str(target).startswith(("postgresql://", "postgresql+", "postgres://"))
+
+
+def _engine_url(url: str) -> str:
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def _tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
+    md = sa.MetaData(schema=schema)
+    ts = sa.DateTime(timezone=True)
+    users = sa.Table(
+        "gp_users",
+        md,
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("password_hash", sa.String(256)),
+        sa.Column("active", sa.Boolean, nullable=False, default=True),
+        sa.Column("created_at", ts, nullable=False),
+    )
+    tokens = sa.Table(
+        "gp_tokens",
+        md,
+        sa.Column("token_id", sa.String(32), primary_key=True),
+        sa.Column("user_name", sa.String(64), sa.ForeignKey(users.c.name), nullable=False),
+        sa.Column("token_hash", sa.String(256), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),  # api | session
+        sa.Column("label", sa.String(128)),
+        sa.Column("created_at", ts, nullable=False),
+        sa.Column("expires_at", ts, nullable=False),
+        sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+    )
+    plans = sa.Table(
+        "gp_plans",
+        md,
+        sa.Column("plan_id", sa.String(64), primary_key=True),
+        sa.Column("parent_id", sa.String(64)),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("created_at", sa.String(32), nullable=False),
+        sa.Column("grid_count", sa.Integer, nullable=False),
+        sa.Column("storage", sa.String(512), nullable=False),
+        sa.Column("source_upload", sa.String(64)),
+        sa.Column("meta_json", sa.Text, nullable=False),
+        sa.Column("created_by", sa.String(64)),
+    )
+    uploads = sa.Table(
+        "gp_uploads",
+        md,
+        sa.Column("upload_id", sa.String(32), primary_key=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("filename", sa.String(256), nullable=False),
+        sa.Column("path", sa.String(1024), nullable=False),
+        sa.Column("features", sa.Integer, nullable=False),
+        sa.Column("layers_json", sa.Text, nullable=False),
+        sa.Column("owner", sa.String(64), nullable=False),
+        sa.Column("created_at", ts, nullable=False),
+    )
+    jobs = sa.Table(
+        "gp_jobs",
+        md,
+        sa.Column("job_id", sa.String(32), primary_key=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("progress", sa.Float, nullable=False, default=0.0),
+        sa.Column("message", sa.Text, nullable=False, default=""),
+        sa.Column("owner", sa.String(64), nullable=False),
+        sa.Column("params_json", sa.Text, nullable=False),
+        sa.Column("result_json", sa.Text),
+        sa.Column("created_at", ts, nullable=False),
+        sa.Column("updated_at", ts, nullable=False),
+    )
+    return md, {"users": users, "tokens": tokens, "plans": plans, "uploads": uploads, "jobs": jobs}
+
+
+def _aware(value: Any) -> Any:
+    """SQLite returns naive datetimes: mark them UTC."""
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _row(row: Any) -> dict[str, Any]:
+    return {k: _aware(v) for k, v in row._mapping.items()}
+
+
+class MetaStore:
+    """Metadata tables on SQLite (workspace) or PostgreSQL.
+
+    Parameters
+    ----------
+    target
+        A workspace folder (``<folder>/meta.sqlite`` is used) or a ``postgresql://`` URL.
+    schema
+        PostgreSQL schema of the metadata tables (ignored on SQLite).
+
+    """
+
+    def __init__(self, target: str | Path, *, schema: str = "gridplan_meta") -> None:
+        self.is_postgres = is_postgres_url(target)
+        try:
+            if self.is_postgres:
+                self.schema: str | None = check_layer_name(schema)
+                self.engine: Engine = sa.create_engine(_engine_url(str(target)), pool_pre_ping=True)
+                with self.engine.begin() as conn:
+                    conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+            else:
+                root = Path(target)
+                root.mkdir(parents=True, exist_ok=True)
+                self.schema = None
+                self.engine = sa.create_engine(
+                    f"sqlite:///{root / 'meta.sqlite'}",
+                    connect_args={"check_same_thread": False, "timeout": 30},
+                )
+            self.metadata, self.t = _tables(self.schema)
+            self.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the metadata store: {exc.__class__.__name__}") from exc
+
+    def close(self) -> None:
+        """Dispose of the connection pool."""
+        self.engine.dispose()
+
+    # -- users --------------------------------------------------------------------------------
+    def add_user(self, name: str, role: str, *, password_hash: str | None = None) -> None:
+        """Create user *name* with *role* (``InputError`` if it exists or the role is unknown)."""
+        if role not in ROLES:
+            raise InputError(f"unknown role {role!r}; use one of {', '.join(ROLES)}", field="role")
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    self.t["users"]
+                    .insert()
+                    .values(
+                        name=name, role=role, password_hash=password_hash, active=True, created_at=utc_now()
+                    )
+                )
+        except IntegrityError:
+            raise InputError(f"user {name!r} already exists", field="name") from None
+
+    def get_user(self, name: str) -> dict[str, Any] | None:
+        """Return the user row, or ``None``."""
+        u = self.t["users"]
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(u).where(u.c.name == name)).first()
+        return _row(row) if row else None
+
+    def list_users(self) -> list[dict[str, Any]]:
+        """All users (without password hashes)."""
+        u = self.t["users"]
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(u.c.name, u.c.role, u.c.active, u.c.created_at).order_by(u.c.name))
+            return [_row(r) for r in rows]
+
+    def deactivate_user(self, name: str) -> None:
+        """Disable user *name* and revoke all its tokens."""
+        u, t = self.t["users"], self.t["tokens"]
+        with self.engine.begin() as conn:
+            n = conn.execute(u.update().where(u.c.name == name).values(active=False)).rowcount
+            if not n:
+                raise NotFoundError(f"user {name!r} does not exist")
+            conn.execute(t.update().where(t.c.user_name == name).values(revoked=True))
+
+    # -- tokens -------------------------------------------------------------------------------
+    def add_token(
+        self,
+        token_id: str,
+        user_name: str,
+        token_hash: str,
+        *,
+        kind: str,
+        expires_at: dt.datetime,
+        label: str | None = None,
+    ) -> None:
+        """Store the *hash* of a new token."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                self.t["tokens"]
+                .insert()
+                .values(
+                    token_id=token_id,
+                    user_name=user_name,
+                    token_hash=token_hash,
+                    kind=kind,
+                    label=label,
+                    created_at=utc_now(),
+                    expires_at=expires_at,
+                    revoked=False,
+                )
+            )
+
+    def get_token(self, token_id: str) -> dict[str, Any] | None:
+        """Token row joined with its user's role and active flag, or ``None``."""
+        t, u = self.t["tokens"], self.t["users"]
+        q = (
+            sa.select(t, u.c.role, u.c.active)
+            .join(u, u.c.name == t.c.user_name)
+            .where(t.c.token_id == token_id)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return _row(row) if row else None
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        """Token ids, owners and dates (never the hashes)."""
+        t = self.t["tokens"]
+        cols = [t.c.token_id, t.c.user_name, t.c.kind, t.c.label, t.c.created_at, t.c.expires_at, t.c.revoked]
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(sa.select(*cols).order_by(t.c.created_at))]
+
+    def revoke_token(self, token_id: str) -> None:
+        """Revoke one token (``NotFoundError`` if unknown)."""
+        t = self.t["tokens"]
+        with self.engine.begin() as conn:
+            if not conn.execute(t.update().where(t.c.token_id == token_id).values(revoked=True)).rowcount:
+                raise NotFoundError(f"token {token_id!r} does not exist")
+
+    def purge_expired_tokens(self) -> int:
+        """Delete tokens that expired more than a day ago; return how many."""
+        t = self.t["tokens"]
+        with self.engine.begin() as conn:
+            return conn.execute(t.delete().where(t.c.expires_at < utc_now() - dt.timedelta(days=1))).rowcount
+
+    # -- plans --------------------------------------------------------------------------------
+    def register_plan(self, row: dict[str, Any], *, conn: Connection | None = None) -> None:
+        """Insert a plan registry row (inside *conn*'s transaction when given)."""
+        if conn is not None:
+            conn.execute(self.t["plans"].insert().values(**row))
+            return
+        with self.engine.begin() as c:
+            c.execute(self.t["plans"].insert().values(**row))
+
+    def list_plans(self) -> list[dict[str, Any]]:
+        """List registered plans, newest first."""
+        p = self.t["plans"]
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(sa.select(p).order_by(p.c.created_at.desc(), p.c.plan_id))]
+
+    def get_plan(self, plan_id: str) -> dict[str, Any]:
+        """Return the registry row of *plan_id* (``NotFoundError`` if unknown)."""
+        p = self.t["plans"]
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(p).where(p.c.plan_id == plan_id)).first()
+        if row is None:
+            raise NotFoundError(f"plan {plan_id!r} does not exist")
+        return _row(row)
+
+    # -- uploads ------------------------------------------------------------------------------
+    def add_upload(self, row: dict[str, Any]) -> None:
+        """Register a checked upload."""
+        with self.engine.begin() as conn:
+            conn.execute(self.t["uploads"].insert().values(created_at=utc_now(), **row))
+
+    def get_upload(self, upload_id: str) -> dict[str, Any]:
+        """Return the upload row (``NotFoundError`` if unknown)."""
+        up = self.t["uploads"]
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(up).where(up.c.upload_id == upload_id)).first()
+        if row is None:
+            raise NotFoundError(f"upload {upload_id!r} does not exist")
+        out = _row(row)
+        out["layers"] = json.loads(out.pop("layers_json"))
+        return out
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def add_job(self, job_id: str, kind: str, owner: str, params: dict[str, Any]) -> None:
+        """Register a queued job."""
+        now = utc_now()
+        with self.engine.begin() as conn:
+            conn.execute(
+                self.t["jobs"]
+                .insert()
+                .values(
+                    job_id=job_id,
+                    kind=kind,
+                    state="queued",
+                    progress=0.0,
+                    message="queued",
+                    owner=owner,
+                    params_json=json.dumps(params, ensure_ascii=False),
+                    result_json=None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+    def update_job(self, job_id: str, **values: Any) -> None:
+        """Update state/progress/message/result of a job."""
+        if "result" in values:
+            values["result_json"] = json.dumps(values.pop("result"), ensure_ascii=False)
+        j = self.t["jobs"]
+        with self.engine.begin() as conn:
+            conn.execute(j.update().where(j.c.job_id == job_id).values(updated_at=utc_now(), **values))
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """Return the job row with ``params`` and ``result`` decoded (``NotFoundError`` if unknown)."""
+        j = self.t["jobs"]
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(j).where(j.c.job_id == job_id)).first()
+        if row is None:
+            raise NotFoundError(f"job {job_id!r} does not exist")
+        out = _row(row)
+        out["params"] = json.loads(out.pop("params_json"))
+        res = out.pop("result_json")
+        out["result"] = json.loads(res) if res else None
+        return out
+
+    def list_jobs(self, *, owner: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Most recent jobs (of *owner* when given)."""
+        j = self.t["jobs"]
+        q = (
+            sa.select(
+                j.c.job_id,
+                j.c.kind,
+                j.c.state,
+                j.c.progress,
+                j.c.message,
+                j.c.owner,
+                j.c.created_at,
+                j.c.updated_at,
+            )
+            .order_by(j.c.created_at.desc())
+            .limit(limit)
+        )
+        if owner is not None:
+            q = q.where(j.c.owner == owner)
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(q)]
+
+    def fail_unfinished_jobs(self, message: str) -> int:
+        """Mark jobs left queued/running by a previous process as failed; return how many."""
+        j = self.t["jobs"]
+        with self.engine.begin() as conn:
+            return conn.execute(
+                j.update()
+                .where(j.c.state.in_(("queued", "running")))
+                .values(state="failed", message=message, updated_at=utc_now())
+            ).rowcount
