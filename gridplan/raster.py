@@ -488,10 +488,11 @@ def write_png(
         The written file.
 
     """
+    # A Figure with its own Agg canvas, not pyplot: switching pyplot's backend would silently
+    # turn off inline plots in the analyst's Jupyter session.
     import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     arr = np.asarray(array, dtype=np.float32)
     rows, cols = arr.shape
@@ -500,8 +501,10 @@ def write_png(
     rc: dict[str, Any] = {"font.family": [font, "DejaVu Sans"]} if font else {}
     label = f"事件密度 ({units})" if font else units
     target, tmp = _atomic_target(path)
-    with plt.rc_context(rc):  # type: ignore[arg-type]
-        fig, ax = plt.subplots(figsize=(8, 8 * rows / max(cols, 1) + 0.6))
+    with matplotlib.rc_context(rc):  # type: ignore[arg-type]
+        fig = Figure(figsize=(8, 8 * rows / max(cols, 1) + 0.6))
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
         try:
             im = ax.imshow(np.ma.masked_invalid(arr), extent=extent, cmap=cmap, interpolation="nearest")
             if boundary is not None:
@@ -514,7 +517,7 @@ def write_png(
             ax.ticklabel_format(style="plain", useOffset=False)
             fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
         finally:
-            plt.close(fig)
+            fig.clear()
     os.replace(tmp, target)
     logger.info("wrote PNG %s", target)
     return target

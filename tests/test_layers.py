@@ -542,3 +542,20 @@ def test_cli_every_bad_input_exits_2_with_one_line(tmp_path):
         assert len(lines) == 1, (case, result.output)
         assert message in lines[0], (case, lines[0])
         assert "Traceback" not in result.output
+
+
+def test_read_events_keeps_the_geocoders_grid_code(tmp_path):
+    """A located CSV's grid_code is the base grid, never renamed to a departmental id."""
+    from gridplan.layers import map_fields, read_events
+
+    csv = tmp_path / "located.csv"
+    csv.write_text(
+        "case_id,category,reported_at,address,lon,lat,coord_sys,status,grid_code\n"
+        "C1,治安,2024-01-02T08:00:00,长安镇乌沙社区兴发南路23号,113.8,22.8,cgcs2000,M,441900119001001\n",
+        encoding="utf-8",
+    )
+    gdf = read_events(csv).gdf
+    assert "grid_code" in gdf.columns and "dept_grid_id" not in gdf.columns
+    assert str(gdf["grid_code"].iloc[0]) == "441900119001001"
+    # in a departmental layer GRID_CODE still means the department's own id
+    assert "dept_grid_id" in map_fields(pd.DataFrame({"GRID_CODE": ["P1"]}), "dept").columns
