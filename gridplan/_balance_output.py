@@ -1,0 +1,268 @@
+"""Private helper of :mod:`gridplan.balance`: assemble the proposed plan version.
+
+Only grids touched by a move are re-dissolved (union of their atomic units) and re-counted; the
+others keep their geometry and attributes.  The departmental crosswalk and fit tables are recomputed
+from the atomic units' ``<dept>_grid_id`` lineage (share of each departmental grid's area and
+households per base grid), the band QA rows are redone, and the H3 index is rebuilt with
+:func:`gridplan.hexindex.build_h3_index`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from gridplan._balance_graph import polsby_popper
+
+_STATS = ("households", "residents", "floating_residents", "rental_rooms", "addresses")
+
+
+def _crosswalk_from_units(
+    au: pd.DataFrame, departments: tuple[str, ...]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    cw_parts, fit_parts = [], []
+    for d in departments:
+        col = f"{d}_grid_id"
+        if col not in au:
+            continue
+        df = pd.DataFrame(
+            {
+                "dept_grid_id": au[col].astype("string").fillna("").to_numpy(dtype=object),
+                "grid_code": au["base_grid_code"].astype(str).to_numpy(dtype=object),
+                "area": pd.to_numeric(au["area_m2"], errors="coerce").fillna(0).to_numpy(float)
+                if "area_m2" in au
+                else shapely.area(au.geometry.to_numpy()),
+                "hh": pd.to_numeric(au.get("households", 0), errors="coerce").fillna(0).to_numpy(float),
+            }
+        )
+        df = df[df["dept_grid_id"] != ""]
+        agg = df.groupby(["dept_grid_id", "grid_code"], as_index=False, sort=True)[["area", "hh"]].sum()
+        tot = agg.groupby("dept_grid_id")[["area", "hh"]].transform("sum")
+        agg["area_share"] = agg["area"] / tot["area"].where(tot["area"] > 0, 1)
+        agg["household_share"] = np.where(
+            tot["hh"] > 0, agg["hh"] / tot["hh"].where(tot["hh"] > 0, 1), np.nan
+        )
+        agg.insert(0, "department", d)
+        cw_parts.append(agg[["department", "dept_grid_id", "grid_code", "area_share", "household_share"]])
+        best = agg.sort_values(
+            ["dept_grid_id", "area_share", "household_share", "grid_code"],
+            ascending=[True, False, False, True],
+            kind="stable",
+            na_position="last",
+        ).drop_duplicates("dept_grid_id")
+        n_bg = agg.groupby("dept_grid_id").size()
+        fit = pd.DataFrame(
+            {
+                "department": d,
+                "dept_grid_id": best["dept_grid_id"].to_numpy(),
+                "best_grid_code": best["grid_code"].to_numpy(),
+                "area_kept": best["area_share"].to_numpy(),
+                "households_kept": best["household_share"].to_numpy(),
+                "base_grids": n_bg.reindex(best["dept_grid_id"]).to_numpy(),
+            }
+        )
+        hh_tot = float(agg["hh"].sum())
+        summary = pd.DataFrame(
+            {
+                "department": [d],
+                "dept_grid_id": ["*"],
+                "best_grid_code": [""],
+                "area_kept": [float(best["area"].sum()) / max(float(agg["area"].sum()), 1e-12)],
+                "households_kept": [float(best["hh"].sum()) / hh_tot if hh_tot > 0 else np.nan],
+                "base_grids": [int(fit["base_grids"].sum())],
+            }
+        )
+        fit_parts.append(pd.concat([fit, summary], ignore_index=True))
+    cw = (
+        pd.concat(cw_parts, ignore_index=True)
+        if cw_parts
+        else pd.DataFrame(
+            columns=["department", "dept_grid_id", "grid_code", "area_share", "household_share"]
+        )
+    )
+    fit_all = (
+        pd.concat(fit_parts, ignore_index=True)
+        if fit_parts
+        else pd.DataFrame(
+            columns=[
+                "department",
+                "dept_grid_id",
+                "best_grid_code",
+                "area_kept",
+                "households_kept",
+                "base_grids",
+            ]
+        )
+    )
+    return cw, fit_all
+
+
+def build_proposal_plan(
+    plan: Any,
+    *,
+    grid_of_new: np.ndarray,
+    codes: np.ndarray,
+    unit_workload: np.ndarray,
+    staff: np.ndarray,
+    grid_workload: np.ndarray,
+    moved: np.ndarray,
+    households_band: tuple[float, float],
+    rebuild_h3: bool,
+    params: dict[str, Any],
+) -> tuple[Any, np.ndarray | None, np.ndarray]:
+    """Build the proposed plan; also return the compactness of the input and proposed grids (per code)."""
+    from gridplan.plans import Plan, PlanMeta, new_plan_id, utc_now
+
+    hmin, hmax = households_band
+    au = plan.atomic_units.copy()
+    new_code = np.where(grid_of_new >= 0, codes[np.maximum(grid_of_new, 0)], "")
+    old_code = au["base_grid_code"].astype("string").fillna("").to_numpy(dtype=object)
+    au["base_grid_code"] = np.where(grid_of_new >= 0, new_code, old_code).astype(object)
+    au["workload"] = unit_workload
+
+    bg = plan.base_grids.copy()
+    bg["grid_code"] = bg["grid_code"].astype(str)
+    bg = bg.set_index("grid_code", drop=False)
+    pp_before = None
+    if len(bg) == len(codes) and set(bg.index) == set(codes):
+        g0 = bg.loc[list(codes)].geometry.to_numpy()
+        pp_before = polsby_popper(shapely.area(g0), shapely.length(g0))
+    changed = set(old_code[moved]) | set(np.asarray(au["base_grid_code"])[moved])
+    changed.discard("")
+    if changed:
+        sub = au[au["base_grid_code"].isin(changed)]
+        codes_sorted, inv = np.unique(sub["base_grid_code"].to_numpy(dtype=object), return_inverse=True)
+        order = np.argsort(inv, kind="stable")
+        cuts = np.r_[0, np.cumsum(np.bincount(inv, minlength=len(codes_sorted)))]
+        ugeoms = sub.geometry.to_numpy()[order]
+        new_geoms = np.empty(len(codes_sorted), dtype=object)
+        for k in range(len(codes_sorted)):
+            parts = ugeoms[cuts[k] : cuts[k + 1]]
+            # atomic units tile without overlaps: the coverage union is exact and much faster
+            geom = shapely.coverage_union_all(parts)
+            if not shapely.is_valid(geom) or geom.is_empty:
+                geom = shapely.union_all(parts)
+            new_geoms[k] = geom
+        rows = bg.index.get_indexer(codes_sorted)
+        keep = rows >= 0
+        geo_col = bg.geometry.name
+        geo_values = bg[geo_col].to_numpy().copy()
+        geo_values[rows[keep]] = new_geoms[keep]
+        bg[geo_col] = geo_values
+        for c in _STATS:
+            if c in sub and c in bg:
+                sums = np.bincount(
+                    inv,
+                    weights=pd.to_numeric(sub[c], errors="coerce").fillna(0).to_numpy(float),
+                    minlength=len(codes_sorted),
+                )
+                col = pd.to_numeric(bg[c], errors="coerce").fillna(0).to_numpy(np.int64).copy()
+                col[rows[keep]] = np.round(sums[keep]).astype(np.int64)
+                bg[c] = col
+        if "area_m2" in bg:
+            col = pd.to_numeric(bg["area_m2"], errors="coerce").to_numpy(float).copy()
+            col[rows[keep]] = shapely.area(new_geoms[keep])
+            bg["area_m2"] = col
+        if "units" in bg:
+            col = pd.to_numeric(bg["units"], errors="coerce").fillna(0).to_numpy(np.int64).copy()
+            col[rows[keep]] = np.bincount(inv, minlength=len(codes_sorted))[keep]
+            bg["units"] = col
+    bg = gpd.GeoDataFrame(bg, geometry="geometry", crs=plan.base_grids.crs)
+    if "households" in bg:
+        hh = pd.to_numeric(bg["households"], errors="coerce").fillna(0).to_numpy(float)
+        status = np.where(hh < hmin, "below", np.where(hh > hmax, "above", "ok"))
+        old_status = bg["band_status"].astype(str).to_numpy() if "band_status" in bg else status
+        old_reason = (
+            bg["band_reason"].astype("string").fillna("").to_numpy(dtype=object)
+            if "band_reason" in bg
+            else np.full(len(bg), "", dtype=object)
+        )
+        is_changed = bg.index.isin(list(changed))
+        reason = np.where(
+            status == "ok",
+            "",
+            np.where(
+                is_changed | (status != old_status),
+                [f"{int(h)} households outside {int(hmin)}-{int(hmax)} after rebalancing" for h in hh],
+                old_reason,
+            ),
+        )
+        bg["band_status"] = status.astype(object)
+        bg["band_reason"] = reason.astype(object)
+    code_pos = {c: i for i, c in enumerate(codes)}
+    pos = np.array([code_pos[c] for c in bg.index])
+    bg["staff"] = staff[pos].astype(np.int64)
+    bg["workload"] = grid_workload[pos]
+    bg["workload_per_staff"] = grid_workload[pos] / np.maximum(staff[pos], 1)
+    geoms = bg.geometry.to_numpy()
+    bg["compactness"] = polsby_popper(shapely.area(geoms), shapely.length(geoms))
+    bg = bg.reset_index(drop=True)
+    pp_after = (
+        bg["compactness"].to_numpy()[np.argsort(pos)]
+        if len(pos) == len(codes)
+        else bg["compactness"].to_numpy()
+    )
+
+    meta = plan.meta
+    if moved.any():
+        cw, fit = _crosswalk_from_units(au, tuple(meta.departments))
+        if not len(cw):
+            cw, fit = plan.crosswalk, plan.dept_fit
+    else:
+        cw, fit = plan.crosswalk, plan.dept_fit
+    h3_cells = plan.h3_cells
+    if rebuild_h3 and moved.any():
+        from gridplan.hexindex import build_h3_index
+
+        h3_cells = build_h3_index(bg, res=int(meta.h3_res))
+    qa = plan.qa_issues
+    if len(qa) and "issue" in qa:
+        qa = qa[qa["issue"].astype(str) != "band"]
+    band_rows = bg[bg["band_status"] != "ok"] if "band_status" in bg else bg.iloc[:0]
+    if len(band_rows):
+        new_qa = gpd.GeoDataFrame(
+            {
+                "layer": "base_grids",
+                "feature_id": band_rows["grid_code"].to_numpy(dtype=object),
+                "issue": "band",
+                "detail": [
+                    f"{s}: {int(h)} households outside {int(hmin)}-{int(hmax)}; {r}"
+                    for s, h, r in zip(
+                        band_rows["band_status"],
+                        band_rows["households"],
+                        band_rows["band_reason"],
+                        strict=True,
+                    )
+                ],
+            },
+            geometry=band_rows.geometry.to_numpy(),
+            crs=bg.crs,
+        )
+        qa = pd.concat([qa, new_qa], ignore_index=True) if len(qa) else new_qa
+    qa = gpd.GeoDataFrame(qa, geometry="geometry", crs=bg.crs) if "geometry" in qa else qa
+    new_meta = PlanMeta(
+        plan_id=new_plan_id(),
+        parent_id=meta.plan_id,
+        created_at=utc_now(),
+        params={**{k: v for k, v in (meta.params or {}).items() if k != "summary"}, "balance": params},
+        inputs=dict(meta.inputs or {}),
+        county_code=meta.county_code,
+        crs=meta.crs,
+        h3_res=meta.h3_res,
+        departments=tuple(meta.departments),
+        kind="proposal",
+    )
+    out = Plan(
+        atomic_units=au,
+        base_grids=bg,
+        crosswalk=cw,
+        dept_fit=fit,
+        h3_cells=h3_cells,
+        qa_issues=qa,
+        meta=new_meta,
+    )
+    return out, pp_before, pp_after
