@@ -340,7 +340,12 @@ def rebalance(
         )
         return refine_staff(W, S_new, comm_g.astype(str), lo_arr, hi_arr, mean_wpw)
 
+    # Staffing alone: the community-first apportionment, unless one grid-level apportionment of
+    # the whole budget happens to balance better (then its community totals are kept instead).
     S = staff_for(W0)
+    S_grid = apportion(W0, total_staff, min_staff=min_staff, max_staff=max_staff, method=method)
+    if _cv(W0 / S_grid) < _cv(W0 / S) - 1e-12:
+        S = refine_staff(W0, S_grid, comm_g.astype(str), lo_arr, hi_arr, mean_wpw)
     S_staff_only = S.copy()
 
     graph = unit_adjacency(geoms, comm_u)
@@ -386,6 +391,16 @@ def rebalance(
         if np.array_equal(S_new, S):
             break
         S = S_new
+    if _cv(st.W / S) > _cv(W0 / S_staff_only) + 1e-12:
+        # The moves did not beat staffing alone (the re-apportioning between rounds can cost more
+        # than the moves gained): never propose moving households for a worse balance.
+        log.info("boundary moves did not improve on staffing alone; proposing staffing only")
+        st.grid_of = grid_of.copy()
+        st.W = W0.copy()
+        st.H = np.bincount(grid_of[ok], weights=hh[ok], minlength=n_g)
+        st.A, st.P = A0.copy(), P0.copy()
+        st.moves.clear()
+        S = S_staff_only.copy()
     W1 = st.W
     parts_after = grid_components(graph, st.grid_of)
 

@@ -189,7 +189,9 @@ def test_map_offline_layers_and_pixels(browser: Any, published: dict[str, Any], 
         if name == "hot":
             assert layers[0]["hotspots"] > 0
             assert layers[0]["emerging"] > 0
-        assert p.pixels_near(color) > 200, f"{name}: screenshot shows no {color} pixels"
+        # the dual map splits the viewport in two half-width maps, so fewer outline pixels show
+        min_pixels = 60 if name == "dual" else 200
+        assert p.pixels_near(color) > min_pixels, f"{name}: screenshot shows no {color} pixels"
         assert p.dialogs == []
     finally:
         p.page.close()
