@@ -1,0 +1,197 @@
+"""``gridplan geocode`` and ``gridplan reverse-geocode`` (PRODUCT §3.4, §5)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from gridplan.cli._app import app, console, progress, user_errors
+from gridplan.errors import InputError
+
+if TYPE_CHECKING:
+    from gridplan.geocode import Geocoder
+
+
+def _read_input(path: Path) -> pd.DataFrame:
+    """Read a CSV as text columns (UTF-8 with or without BOM, else GB18030); empty cells stay ''."""
+    if not path.exists():
+        raise InputError("file not found", file=path)
+    if path.is_dir():
+        raise InputError("is a folder; give a CSV file", file=path)
+    last: Exception | None = None
+    for enc in ("utf-8-sig", "gb18030"):
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
+        except UnicodeDecodeError as exc:
+            last = exc
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InputError(f"not a readable CSV ({str(exc).splitlines()[0]})", file=path) from None
+    raise InputError(f"text is neither UTF-8 nor GB18030 ({last})", file=path)
+
+
+def _build(layers: Path, plan: Path | None) -> Geocoder:
+    from gridplan.geocode import Geocoder
+
+    if not layers.exists():
+        raise InputError("file not found", file=layers)
+    if plan is not None and not plan.exists():
+        raise InputError("file not found", file=plan)
+    return Geocoder.from_files(layers, plan)
+
+
+@app.command()
+@user_errors
+def geocode(
+    input_csv: Path = typer.Argument(
+        ..., metavar="INPUT.csv", help="Records with an 'address' column and optional lon, lat, coord_sys."
+    ),
+    layers: Path = typer.Option(
+        ..., "--layers", help="LAYERS.gpkg with std_addresses (+ towns, communities, city)."
+    ),
+    plan: Path | None = typer.Option(
+        None, "--plan", help="PLAN.gpkg whose base grids the rows are assigned to."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output CSV (input columns + geocoding columns)."),
+    min_score: float = typer.Option(
+        80.0, "--min-score", min=0, max=100, help="Address matches scoring below this (0-100) are U."
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Dask scheduler address, or 'local' for a 2-process local cluster."
+    ),
+    rematch: bool = typer.Option(
+        False,
+        "--rematch",
+        help="INPUT.csv is a previous output: re-run only its U rows (edited addresses, "
+        "new --min-score); other rows are kept as they are.",
+    ),
+    rematch_ties: bool = typer.Option(False, "--rematch-ties", help="With --rematch, re-run T rows too."),
+    address_col: str = typer.Option("address", "--address-col", help="Name of the address column."),
+    chunk_rows: int = typer.Option(200_000, "--chunk-rows", min=1000, help="Rows per batch (progress step)."),
+    bom: bool = typer.Option(False, "--bom", help="Write UTF-8 with BOM (for Excel)."),
+) -> None:
+    """Geocode records against the standard address library and assign them to base grids.
+
+    Output columns: status (M matched / T tied / U unmatched), score (0-100), match_level
+    (house, road, community, town, coordinate), address_id, matched_address, lon/lat (CGCS2000),
+    coord_sys (cgcs2000), grid_code, community_code, town_code, candidates (ties, '|'-joined),
+    reason, located_by (address|coordinates|both), address_extra (noise, floors, rooms kept aside);
+    the input lon/lat/coord_sys are kept as in_lon/in_lat/in_coord_sys.
+    """
+    from gridplan.geocode import geocode_dask
+    from gridplan.geocode import rematch as rematch_rows
+    from gridplan.geocode._dask import dask_client
+    from gridplan.layers import write_table_csv
+
+    table = _read_input(input_csv)
+    with progress() as prog:
+        task = prog.add_task("build address index", total=max(len(table), 1))
+        geocoder = _build(layers, plan)
+        t0 = time.perf_counter()
+        if rematch:
+            prog.update(task, description="rematch")
+            statuses = ("U", "T") if rematch_ties else ("U",)
+            result = rematch_rows(
+                table,
+                geocoder,
+                min_score=min_score,
+                statuses=statuses,
+                address_col=address_col,
+            )
+            n_run = int(table["status"].isin(list(statuses)).sum())
+        elif scheduler:
+            prog.update(task, description=f"geocode on Dask ({scheduler})")
+            with dask_client(scheduler) as client:
+                result = geocode_dask(
+                    table,
+                    geocoder,
+                    client=client,
+                    min_score=min_score,
+                    address_col=address_col,
+                )
+            n_run = len(table)
+        else:
+            prog.update(task, description="geocode")
+            result = geocoder.geocode_chunks(
+                table,
+                chunk_rows=chunk_rows,
+                min_score=min_score,
+                address_col=address_col,
+                on_progress=lambda done: prog.update(task, completed=done),
+            )
+            n_run = len(table)
+        secs = time.perf_counter() - t0
+        prog.update(task, description="write", completed=max(len(table), 1))
+        write_table_csv(result, out, bom=bom)
+    _summary(result, out=out, n_run=n_run, secs=secs, build_s=geocoder.build_s)
+
+
+def _summary(result: pd.DataFrame, *, out: Path, n_run: int, secs: float, build_s: float) -> None:
+    n = len(result)
+    table = Table(title=f"geocode → {out}")
+    table.add_column("figure")
+    table.add_column("rows", justify="right")
+    table.add_column("share", justify="right")
+
+    def row(label: str, k: int) -> None:
+        table.add_row(label, f"{k:,}", f"{100 * k / n:.1f} %" if n else "-")
+
+    status = result["status"].astype(str)
+    for s, label in (("M", "M matched"), ("T", "T tied"), ("U", "U unmatched")):
+        row(label, int((status == s).sum()))
+    level = result["match_level"].astype(str)
+    for lv in ("house", "road", "community", "town", "coordinate"):
+        row(f"  level {lv}", int((level == lv).sum()))
+    by = result["located_by"].astype(str)
+    for b in ("address", "coordinates", "both"):
+        row(f"  located by {b}", int((by == b).sum()))
+    flagged = (status == "M") & (result["reason"].astype(str) != "")
+    row("M rows flagged (see reason)", int(flagged.sum()))
+    row("in a base grid", int((result["grid_code"].astype(str) != "").sum()))
+    table.add_row("index build", f"{build_s:.1f} s", "")
+    rate = f"{n_run / secs:,.0f} rows/s" if secs > 0 else "-"
+    table.add_row("geocoded", f"{n_run:,} rows in {secs:.1f} s", rate)
+    console.print(table)
+
+
+@app.command("reverse-geocode")
+@user_errors
+def reverse_geocode(
+    input_csv: Path = typer.Argument(
+        ..., metavar="INPUT.csv", help="Points with lon, lat and optional coord_sys."
+    ),
+    layers: Path = typer.Option(
+        ..., "--layers", help="LAYERS.gpkg with std_addresses (+ towns, communities, city)."
+    ),
+    plan: Path | None = typer.Option(None, "--plan", help="PLAN.gpkg for grid codes."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output CSV."),
+    radius_m: float = typer.Option(
+        50.0, "--radius-m", min=0.0, help="Largest distance to a std address (m)."
+    ),
+    bom: bool = typer.Option(False, "--bom", help="Write UTF-8 with BOM (for Excel)."),
+) -> None:
+    """Nearest standard address within --radius-m of each point, plus grid, community and town codes."""
+    from gridplan.geocode import reverse_geocode as reverse
+    from gridplan.layers import write_table_csv
+
+    table = _read_input(input_csv)
+    with progress() as prog:
+        task = prog.add_task("build address index", total=3)
+        geocoder = _build(layers, plan)
+        prog.update(task, description="reverse geocode", advance=1)
+        result = reverse(table, geocoder, radius_m=radius_m)
+        prog.update(task, description="write", advance=1)
+        write_table_csv(result, out, bom=bom)
+        prog.update(task, description="done", advance=1)
+    t = Table(title=f"reverse-geocode → {out}")
+    t.add_column("figure")
+    t.add_column("rows", justify="right")
+    t.add_row("points", f"{len(result):,}")
+    t.add_row(f"with a std address within {radius_m:g} m", f"{int((result['status'] == 'M').sum()):,}")
+    t.add_row("in a base grid", f"{int((result['grid_code'].astype(str) != '').sum()):,}")
+    t.add_row("not placed (see reason)", f"{int(result['lon'].isna().sum()):,}")
+    console.print(t)
