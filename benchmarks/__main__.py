@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         wanted = set(args.only.split(","))
         names = [n for n in names if n in wanted]
-    sections: list[str] = []
+    sections: dict[str, str] = _previous_sections() if args.only else {}
     for name in names:
         mod = importlib.import_module(f"benchmarks.bench_{name}")
         t0 = time.perf_counter()
@@ -49,17 +49,33 @@ def main(argv: list[str] | None = None) -> int:
             )
             lines.append(line)
             print(line, flush=True)
-        lines.append(f"\n_{name}: {time.perf_counter() - t0:.0f} s wall for this section._\n")
-        sections.append("\n".join(lines))
+        lines.append(
+            f"\n_{name}: {time.perf_counter() - t0:.0f} s wall for this section, run "
+            f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}._\n"
+        )
+        sections[name] = "\n".join(lines)
     header = (
         "# Benchmark results\n\n"
         f"Written by `make bench` (`python -m benchmarks --scale {args.scale}`) on "
         f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}, {cpu_count()} cores, "
         f"Python {platform.python_version()}. Ours and the anchor run in the same process on the same "
-        "data.\n"
+        "data. Sections re-run alone (`--only`) carry their own date.\n"
     )
-    (HERE / "RESULTS.md").write_text(header + "\n" + "\n".join(sections))
+    body = "\n".join(sections[k] for k in sorted(sections))
+    (HERE / "RESULTS.md").write_text(header + "\n" + body)
     return 0
+
+
+def _previous_sections() -> dict[str, str]:
+    """Sections of an existing RESULTS.md, so ``--only`` re-runs replace just their own."""
+    path = HERE / "RESULTS.md"
+    if not path.exists():
+        return {}
+    out: dict[str, str] = {}
+    for chunk in path.read_text().split("\n## ")[1:]:
+        name = chunk.split("\n", 1)[0].strip()
+        out[name] = "## " + chunk.rstrip() + "\n"
+    return out
 
 
 if __name__ == "__main__":
