@@ -17,88 +17,9 @@ import pandas as pd
 import shapely
 
 from gridplan._balance_graph import polsby_popper
+from gridplan.plans import crosswalk_from_units
 
 _STATS = ("households", "residents", "floating_residents", "rental_rooms", "addresses")
-
-
-def _crosswalk_from_units(
-    au: pd.DataFrame, departments: tuple[str, ...]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    cw_parts, fit_parts = [], []
-    for d in departments:
-        col = f"{d}_grid_id"
-        if col not in au:
-            continue
-        df = pd.DataFrame(
-            {
-                "dept_grid_id": au[col].astype("string").fillna("").to_numpy(dtype=object),
-                "grid_code": au["base_grid_code"].astype(str).to_numpy(dtype=object),
-                "area": pd.to_numeric(au["area_m2"], errors="coerce").fillna(0).to_numpy(float)
-                if "area_m2" in au
-                else shapely.area(au.geometry.to_numpy()),
-                "hh": pd.to_numeric(au.get("households", 0), errors="coerce").fillna(0).to_numpy(float),
-            }
-        )
-        df = df[df["dept_grid_id"] != ""]
-        agg = df.groupby(["dept_grid_id", "grid_code"], as_index=False, sort=True)[["area", "hh"]].sum()
-        tot = agg.groupby("dept_grid_id")[["area", "hh"]].transform("sum")
-        agg["area_share"] = agg["area"] / tot["area"].where(tot["area"] > 0, 1)
-        agg["household_share"] = np.where(
-            tot["hh"] > 0, agg["hh"] / tot["hh"].where(tot["hh"] > 0, 1), np.nan
-        )
-        agg.insert(0, "department", d)
-        cw_parts.append(agg[["department", "dept_grid_id", "grid_code", "area_share", "household_share"]])
-        best = agg.sort_values(
-            ["dept_grid_id", "area_share", "household_share", "grid_code"],
-            ascending=[True, False, False, True],
-            kind="stable",
-            na_position="last",
-        ).drop_duplicates("dept_grid_id")
-        n_bg = agg.groupby("dept_grid_id").size()
-        fit = pd.DataFrame(
-            {
-                "department": d,
-                "dept_grid_id": best["dept_grid_id"].to_numpy(),
-                "best_grid_code": best["grid_code"].to_numpy(),
-                "area_kept": best["area_share"].to_numpy(),
-                "households_kept": best["household_share"].to_numpy(),
-                "base_grids": n_bg.reindex(best["dept_grid_id"]).to_numpy(),
-            }
-        )
-        hh_tot = float(agg["hh"].sum())
-        summary = pd.DataFrame(
-            {
-                "department": [d],
-                "dept_grid_id": ["*"],
-                "best_grid_code": [""],
-                "area_kept": [float(best["area"].sum()) / max(float(agg["area"].sum()), 1e-12)],
-                "households_kept": [float(best["hh"].sum()) / hh_tot if hh_tot > 0 else np.nan],
-                "base_grids": [int(fit["base_grids"].sum())],
-            }
-        )
-        fit_parts.append(pd.concat([fit, summary], ignore_index=True))
-    cw = (
-        pd.concat(cw_parts, ignore_index=True)
-        if cw_parts
-        else pd.DataFrame(
-            columns=["department", "dept_grid_id", "grid_code", "area_share", "household_share"]
-        )
-    )
-    fit_all = (
-        pd.concat(fit_parts, ignore_index=True)
-        if fit_parts
-        else pd.DataFrame(
-            columns=[
-                "department",
-                "dept_grid_id",
-                "best_grid_code",
-                "area_kept",
-                "households_kept",
-                "base_grids",
-            ]
-        )
-    )
-    return cw, fit_all
 
 
 def build_proposal_plan(
@@ -209,7 +130,7 @@ def build_proposal_plan(
 
     meta = plan.meta
     if moved.any():
-        cw, fit = _crosswalk_from_units(au, tuple(meta.departments))
+        cw, fit = crosswalk_from_units(au, tuple(meta.departments))
         if not len(cw):
             cw, fit = plan.crosswalk, plan.dept_fit
     else:

@@ -40,6 +40,7 @@ __all__ = [
     "Plan",
     "PlanDiff",
     "PlanMeta",
+    "crosswalk_from_units",
     "diff_plans",
     "new_plan_id",
     "read_plan",
@@ -446,4 +447,4 @@ def read_plan(path: str | Path) -> Plan:
 
 
 # Diff and re-import live in a private module (file size); imported last because they use Plan.
-from gridplan._plan_edit import PlanDiff, diff_plans, reimport_base_grids  # noqa: E402
+from gridplan._plan_edit import PlanDiff, crosswalk_from_units, diff_plans, reimport_base_grids  # noqa: E402
