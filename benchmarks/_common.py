@@ -84,3 +84,18 @@ def maxrss_mib() -> float:
 def cpu_count() -> int:
     """Cores available to this process."""
     return len(os.sched_getaffinity(0))
+
+
+def city_plan(scale: str = "city", seed: int = 0) -> Path:
+    """``plan.gpkg``: the default merge of the sample city, built once (file lock) and shared."""
+    folder = city_data(scale, seed)
+    path = folder / "plan.gpkg"
+    with open(DATA_DIR / f".{scale}-{seed}-plan.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            from gridplan.layers import read_layers
+            from gridplan.merge import merge_layers
+            from gridplan.plans import write_plan
+
+            write_plan(merge_layers(read_layers(folder / "layers.gpkg")), path)
+    return path

@@ -13,7 +13,6 @@ process during the timed block.
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import sys
 import time
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from benchmarks._common import Measure, _rss_mib, city_data, measure
+from benchmarks._common import Measure, _rss_mib, city_plan, measure
 
 N_POINTS = {"small": 1_000_000, "city": 10_000_000}
 N_SJOIN = {"small": 1_000_000, "city": 10_000_000}
@@ -43,19 +42,10 @@ def _voronoi_grid(n: int = 3000, seed: int = 0) -> gpd.GeoDataFrame:
 
 def _plan_grids(scale: str) -> tuple[Any, str]:
     """The merged sample city's plan (cached next to the sample), or a Voronoi stand-in."""
-    from gridplan.plans import read_plan, write_plan
+    from gridplan.plans import read_plan
 
     try:
-        folder = city_data(scale)
-        path = folder / "plan_bench_assign.gpkg"
-        with open(folder / ".plan_bench_assign.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not path.exists():
-                from gridplan.layers import read_layers
-                from gridplan.merge import merge_layers
-
-                write_plan(merge_layers(read_layers(folder / "layers.gpkg")), path)
-        return read_plan(path), f"{scale} sample city merged"
+        return read_plan(city_plan(scale)), f"{scale} sample city merged"
     except Exception as exc:
         from gridplan.hexindex import build_h3_index
         from gridplan.plans import Plan, PlanMeta

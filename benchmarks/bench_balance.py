@@ -12,7 +12,6 @@ points, p = 100, 1 km, spopt `MCLP.from_cost_matrix` (dense) vs `gridplan.covera
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import city_data, measure
+from benchmarks._common import city_data, city_plan, measure
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +32,7 @@ KMEANS_UNIT_LIMIT = 6000
 
 def _merged_plan(data: Path) -> Path:
     """The default merge of the sample city, cached next to it (built once, under a file lock)."""
-    out = data / "plan_balance.gpkg"
-    with open(data / ".plan_balance.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not out.exists():
-            from gridplan.layers import read_layers
-            from gridplan.merge import merge_layers
-            from gridplan.plans import write_plan
-
-            write_plan(merge_layers(read_layers(data / "layers.gpkg")), out)
-    return out
+    return city_plan(data.name.rsplit("-", 1)[0], int(data.name.rsplit("-", 1)[1]))
 
 
 def _cv(x: np.ndarray) -> float:

@@ -11,7 +11,6 @@ and test runs compete for the 2 cores).
 
 from __future__ import annotations
 
-import fcntl
 import sys
 import time
 from pathlib import Path
@@ -20,24 +19,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import city_data, cpu_count, measure
+from benchmarks._common import city_data, city_plan, cpu_count, measure
 
 NAIVE_ROWS = 100
 
 
 def _plan_path(folder: Path) -> tuple[Path | None, str]:
     """The merged plan of the sample (shared with bench_assign, built once under its lock)."""
-    path = folder / "plan_bench_assign.gpkg"
     try:
-        with open(folder / ".plan_bench_assign.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not path.exists():
-                from gridplan.layers import read_layers
-                from gridplan.merge import merge_layers
-                from gridplan.plans import write_plan
-
-                write_plan(merge_layers(read_layers(folder / "layers.gpkg")), path)
-        return path, "merged plan"
+        scale, seed = folder.name.rsplit("-", 1)
+        return city_plan(scale, int(seed)), "merged plan"
     except Exception as exc:
         return None, f"no plan ({type(exc).__name__}): grid codes from community polygons only"
 

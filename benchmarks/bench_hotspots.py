@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import _rss_mib, city_data, measure
+from benchmarks._common import _rss_mib, city_data, city_plan, measure
 
 BANDWIDTH_M = 300.0
 CELL_M = 50.0
@@ -117,13 +117,16 @@ def _kde_rows(x: np.ndarray, y: np.ndarray, city: Any, source: str) -> list[dict
     ]
 
 
-def _grid_polygons(x: np.ndarray, y: np.ndarray, city: Any, n: int) -> tuple[Any, str]:
+def _grid_polygons(x: np.ndarray, y: np.ndarray, city: Any, n: int, scale: str) -> tuple[Any, str]:
     """~n base-grid-like polygons: the plan's base grids if cached, else a Voronoi stand-in."""
     import geopandas as gpd
     import shapely
 
-    plan_path = Path(__file__).resolve().parent / "_data" / "city-0" / "plan.gpkg"
-    if plan_path.exists():
+    try:
+        plan_path: Path | None = city_plan(scale)
+    except Exception:  # no sample generator or merge available: fall back to Voronoi grids
+        plan_path = None
+    if plan_path is not None and plan_path.exists():
         from gridplan.plans import read_plan
 
         grids = read_plan(plan_path).base_grids
@@ -138,7 +141,7 @@ def _grid_polygons(x: np.ndarray, y: np.ndarray, city: Any, n: int) -> tuple[Any
             f"{len(cells):,} Voronoi polygons standing in for base grids (no cached city plan)")
 
 
-def _gi_rows(x: np.ndarray, y: np.ndarray, city: Any) -> list[dict[str, str]]:
+def _gi_rows(x: np.ndarray, y: np.ndarray, city: Any, scale: str) -> list[dict[str, str]]:
     import geopandas as gpd
     import h3
     import shapely
@@ -147,7 +150,7 @@ def _gi_rows(x: np.ndarray, y: np.ndarray, city: Any) -> list[dict[str, str]]:
     from gridplan.hotspots import gi_star, gi_star_analytic, neighbour_matrix, spatial_weights
 
     out = []
-    grids, what = _grid_polygons(x, y, city, 3100)
+    grids, what = _grid_polygons(x, y, city, 3100, scale)
     tree = shapely.STRtree(grids.geometry.to_numpy())
     pts = shapely.points(x, y)
     _ip, ig = tree.query(pts, predicate="within")
@@ -203,7 +206,7 @@ def run(scale: str) -> list[dict[str, str]]:
     """Benchmark rows for ``python -m benchmarks``."""
     x, y, city, source = _load(scale)
     rows = _kde_rows(x, y, city, source)
-    rows += _gi_rows(x, y, city)
+    rows += _gi_rows(x, y, city, scale)
     return rows
 
 

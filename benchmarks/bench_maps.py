@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import city_data, measure
+from benchmarks._common import city_data, city_plan, measure
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -30,20 +30,13 @@ ARGS = [
 
 def _plan_grids(folder: Path) -> tuple[Any, dict[str, Any], str]:
     """Base grids of the cached city plan (merged once, with a lock) and the background layers."""
-    import fcntl
 
     from gridplan.layers import read_layers
-    from gridplan.plans import read_plan, write_plan
+    from gridplan.plans import read_plan
 
-    plan_path = folder / "plan.gpkg"
-    with open(folder.parent / f".{folder.name}-plan.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        layers = read_layers(folder / "layers.gpkg")
-        if not plan_path.exists():
-            from gridplan.merge import merge_layers
-
-            write_plan(merge_layers(layers), plan_path)
-    plan = read_plan(plan_path)
+    scale, seed = folder.name.rsplit("-", 1)
+    plan = read_plan(city_plan(scale, int(seed)))
+    layers = read_layers(folder / "layers.gpkg")
     bg = {k: layers[k] for k in ("city", "towns", "communities", "roads") if k in layers}
     return plan.base_grids, bg, plan.meta.plan_id
 
