@@ -194,6 +194,26 @@ class Plan:
         out.update(self.extra_tables)
         return out
 
+    @classmethod
+    def from_layers(cls, frames: dict[str, pd.DataFrame], meta: PlanMeta) -> Plan:
+        """Inverse of :meth:`layers`: a plan from tables keyed by layer name (extra tables kept).
+
+        ``h3_cells`` columns read back from a file or database get their integer/boolean types.
+        """
+        h3_cells = frames["h3_cells"]
+        if len(h3_cells):
+            h3_cells = h3_cells.astype({"res": "int64", "edge": "bool"})
+        return cls(
+            atomic_units=frames["atomic_units"],
+            base_grids=frames["base_grids"],
+            crosswalk=frames["dept_crosswalk"],
+            dept_fit=frames["dept_fit"],
+            h3_cells=h3_cells,
+            qa_issues=frames["qa_issues"],
+            meta=meta,
+            extra_tables={n: f for n, f in frames.items() if n not in PLAN_LAYERS},
+        )
+
     def with_meta(self, **changes: Any) -> Plan:
         """Return a copy with some :class:`PlanMeta` fields replaced (tables shared, not copied)."""
         return replace(self, meta=replace(self.meta, **changes))
@@ -427,19 +447,7 @@ def read_plan(path: str | Path) -> Plan:
         frames[name] = frame
     for name in ("atomic_units", "base_grids", "qa_issues"):
         frames[name] = _as_geodataframe(frames[name], crs=meta.crs, name=name)
-    h3_cells = frames["h3_cells"]
-    if len(h3_cells):
-        h3_cells = h3_cells.astype({"res": "int64", "edge": "bool"})
-    plan = Plan(
-        atomic_units=frames["atomic_units"],
-        base_grids=frames["base_grids"],
-        crosswalk=frames["dept_crosswalk"],
-        dept_fit=frames["dept_fit"],
-        h3_cells=h3_cells,
-        qa_issues=frames["qa_issues"],
-        meta=meta,
-        extra_tables={n: frames[n] for n in extra_names},
-    )
+    plan = Plan.from_layers(frames, meta)
     logger.info(
         "read plan %s (%s, %d base grids) from %s", meta.plan_id, meta.kind, len(plan.base_grids), path
     )

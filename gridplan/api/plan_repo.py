@@ -157,19 +157,7 @@ class PlanRepository:
                     frames[name] = gpd.read_postgis(sql, conn, geom_col="geometry", crs=meta.crs)
                 else:
                     frames[name] = pd.read_sql(sql, conn)
-        h3 = frames["h3_cells"]
-        if len(h3):
-            h3 = h3.astype({"res": "int64", "edge": "bool"})
-        return Plan(
-            atomic_units=frames["atomic_units"],
-            base_grids=frames["base_grids"],
-            crosswalk=frames["dept_crosswalk"],
-            dept_fit=frames["dept_fit"],
-            h3_cells=h3,
-            qa_issues=frames["qa_issues"],
-            meta=meta,
-            extra_tables={n: frames[n] for n in extra},
-        )
+        return Plan.from_layers(frames, meta)
 
     def base_grids_page(self, plan_id: str, *, offset: int, limit: int) -> tuple[gpd.GeoDataFrame, int]:
         """Return one page of ``base_grids`` and the total count.
