@@ -9,6 +9,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from _numerals import int_to_chinese
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely import box, points
@@ -336,22 +337,6 @@ def test_reverse_geocode(geocoder: Geocoder) -> None:
 _UNIQUE = [r for r in ROWS if r[2] != "建设路"]
 
 
-def _cn(n: int) -> str:
-    """Chinese numerals for 1 ≤ n < 10,000 (positional, with 零 for inner zeros)."""
-    digits = "零一二三四五六七八九"
-    if 10 <= n < 20:
-        return "十" + (digits[n - 10] if n > 10 else "")
-    out, zero = "", False
-    for value, unit in ((1000, "千"), (100, "百"), (10, "十"), (1, "")):
-        d = n // value % 10
-        if d == 0:
-            zero = bool(out)
-            continue
-        out += ("零" if zero else "") + digits[d] + unit
-        zero = False
-    return out
-
-
 @settings(max_examples=25, deadline=None)
 @given(
     row=st.sampled_from(_UNIQUE),
@@ -381,7 +366,7 @@ def test_rendered_addresses_come_back(
     comm_text = {"name": comm, "alias": comm[:-2] + "村", "none": ""}[community_form]
     digits = str(number)
     if numerals:
-        digits = _cn(number)
+        digits = int_to_chinese(number)
     if fullwidth:
         digits = digits.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
     text = f"{prefix}{town}{comm_text}{road}{digits}号{bldg if not missing_house else ''}{noise}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from _numerals import int_to_chinese
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -139,27 +140,11 @@ def test_normalize_addresses_maps_duplicates_and_missing() -> None:
     assert df["address_extra"].tolist() == ["", "", "", "附近"]
 
 
-def _int_to_chinese(n: int) -> str:
-    """Independent writer of Chinese numerals (0 < n < 10,000) for the round-trip test."""
-    digits = "零一二三四五六七八九"
-    if 10 <= n < 20:
-        return "十" + (digits[n - 10] if n > 10 else "")
-    out, zero = "", False
-    for value, unit in ((1000, "千"), (100, "百"), (10, "十"), (1, "")):
-        d = n // value % 10
-        if d == 0:
-            zero = bool(out)
-            continue
-        out += ("零" if zero else "") + digits[d] + unit
-        zero = False
-    return out
-
-
 @settings(max_examples=300, deadline=None)
 @given(st.integers(min_value=1, max_value=9999))
 def test_chinese_numerals_round_trip(n: int) -> None:
-    assert cn_to_int(_int_to_chinese(n)) == n
-    assert key(f"兴发大道{_int_to_chinese(n)}号") == f"兴发大道{n}号"
+    assert cn_to_int(int_to_chinese(n)) == n
+    assert key(f"兴发大道{int_to_chinese(n)}号") == f"兴发大道{n}号"
 
 
 def test_trie_regex_prefers_longest() -> None:
