@@ -43,7 +43,7 @@ def _score(labels: np.ndarray, wl: np.ndarray, hh: np.ndarray, current: np.ndarr
     """CV of workload per worker (Webster staff over the regions) and households moved vs *current*."""
     from scipy.optimize import linear_sum_assignment
 
-    from gridplan.workload import apportion
+    from gridplan.balance import apportion
 
     lab_codes, lab = np.unique(labels, return_inverse=True)
     cur_codes, cur = np.unique(current, return_inverse=True)
@@ -159,10 +159,9 @@ def _coverage_rows(data: Path, plan) -> list[dict]:
 
 
 def run(scale: str) -> list[dict]:
-    from gridplan.balance import rebalance
+    from gridplan.balance import rebalance, unit_workload
     from gridplan.layers import read_events, read_layer
     from gridplan.plans import read_plan
-    from gridplan.workload import unit_workload
 
     data = city_data(scale)
     plan_path = _merged_plan(data)

@@ -63,7 +63,7 @@ def _exact_at(x: np.ndarray, y: np.ndarray, px: np.ndarray, py: np.ndarray, sigm
 
 
 def _kde_rows(x: np.ndarray, y: np.ndarray, city: Any, source: str) -> list[dict[str, str]]:
-    from gridplan.raster import cell_centres, kde_density
+    from gridplan.hotspots import cell_centres, kde_density
 
     kde_density(x[:1000], y[:1000], bandwidth_m=BANDWIDTH_M, cell_m=CELL_M)  # warm imports
     base = _rss_mib()

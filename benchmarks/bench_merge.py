@@ -24,7 +24,7 @@ from benchmarks._common import city_data, measure
 
 def _ours(city: Any, depts: dict[str, gpd.GeoDataFrame]) -> Any:
     """Faces of the departmental layers clipped to the city, attributed (the timed part)."""
-    from gridplan._overlay import overlay_faces
+    from gridplan.merge.overlay import overlay_faces
 
     return overlay_faces(city, {n: np.asarray(depts[n].geometry.array) for n in sorted(depts)})
 

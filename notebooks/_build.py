@@ -509,7 +509,7 @@ a picture for reports.
 """),
     ("code", r'''
 from gridplan.layers import read_events
-from gridplan.raster import kde_density, silverman_bandwidth_m, write_cog, write_png
+from gridplan.hotspots.kde import kde_density, silverman_bandwidth_m, write_cog, write_png
 
 events = read_events(WORK / "cases_located.csv")
 print(f"{events.n_total:,} rows, {len(events.gdf):,} located, skipped: {events.skipped_reasons}")
@@ -610,7 +610,7 @@ Per planted hot spot (its own category, quarterly steps) the trend should follow
 rising → positive `trend_z`, falling → negative.
 """),
     ("code", r'''
-from gridplan.emerging import emerging_hotspots
+from gridplan.hotspots import emerging_hotspots
 
 emerging = emerging_hotspots(ev, plan, time_step="month")
 print(f"{len(emerging.attrs['periods'])} monthly steps ({emerging.attrs['periods'][0]} … {emerging.attrs['periods'][-1]})")
@@ -712,7 +712,7 @@ unit: the drivers (`households` … `businesses`, `cases_per_year`, `hazards_per
 each component makes.
 """),
     ("code", r'''
-from gridplan.workload import grid_workload, load_weights, unit_workload
+from gridplan.balance import grid_workload, load_weights, unit_workload
 
 weights = load_weights()
 print("weights (hours per month per item):",
@@ -737,7 +737,7 @@ city-wide average: 1.0 = fair share, 1.3 = 30 % more work than average).
 Here the budget is two workers per grid, about Dongguan's ratio (~6,300 workers for ~3,150 grids).
 """),
     ("code", r'''
-from gridplan.workload import staffing_table
+from gridplan.balance import staffing_table
 
 total_staff = 2 * len(plan.base_grids)
 staffing = staffing_table(gwl, total_staff, min_staff=1)

@@ -14,11 +14,11 @@ import pytest
 import sqlalchemy as sa
 
 from gridplan.api.auth import TokenVerifier, issue_token
-from gridplan.api.plan_repo import PlanRepository
 from gridplan.errors import AuthError, InputError
 from gridplan.plans import read_plan
 from gridplan.store import open_store
 from gridplan.store.meta import MetaStore
+from gridplan.store.plans import PlanRepository
 
 
 @pytest.fixture

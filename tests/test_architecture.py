@@ -1,4 +1,9 @@
-"""Imports only point down the floors of DESIGN.md; analyses do not import each other."""
+"""The house of DESIGN.md: imports only point down the floors, and no module takes part in a circle.
+
+Every import form counts: ``import gridplan.x``, ``from gridplan.x import y`` (a submodule when ``y``
+is one), ``from gridplan import x``, relative imports, imports inside functions and under
+``TYPE_CHECKING``, and ``importlib.import_module("gridplan.…")`` with a literal name.
+"""
 
 from __future__ import annotations
 
@@ -9,49 +14,139 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "gridplan"
 
-FLOORS: dict[str, int] = {
-    "errors": 1, "settings": 1, "crs": 1,
-    "layers": 2, "_readers": 2, "validate": 2, "sample": 2, "_sample_names": 2, "_sample_geo": 2,
-    "_sample_dept": 2, "_sample_events": 2,
-    "merge": 3, "_overlay": 3, "_slivers": 3, "_basegrids": 3, "hexindex": 3, "plans": 3,
-    "_plan_edit": 3,
-    "geocode": 4, "raster": 4, "hotspots": 4, "emerging": 4, "workload": 4, "balance": 4,
-    "_balance_graph": 4, "_balance_search": 4, "_balance_output": 4, "coverage": 4,
-    "maps": 5, "cli": 5, "store": 5, "api": 5,
-}
-# analysis rooms (floor 4) and the other analysis rooms each may use (same room)
-ROOM = {
-    "geocode": "geocode", "raster": "hotspots", "hotspots": "hotspots", "emerging": "hotspots",
-    "workload": "balance", "balance": "balance", "_balance_graph": "balance",
-    "_balance_search": "balance", "_balance_output": "balance", "coverage": "coverage",
-}
+#: The floors of DESIGN.md, bottom first.  In a list, a room may use the rooms before it on the
+#: same floor; in a set the rooms are peers and none may import another.  Every room may use every
+#: room of a lower floor.
+FLOORS: list[tuple[str, list[str] | set[str]]] = [
+    ("ground", ["errors", "settings", "_atomic", "crs"]),
+    ("data", ["layers", "validate", "sample"]),
+    ("plan", ["plans", "hexindex", "merge"]),
+    ("analyses", {"geocode", "hotspots", "balance", "coverage"}),
+    ("faces", ["maps", "store", "api", "cli"]),
+    ("package", ["testing"]),
+]
 
 
-def _room(module: str) -> str:
-    return module.split(".")[1] if module.count(".") else module
-
-
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    out: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gridplan."):
-            out.add(node.module.split(".")[1])
-        elif isinstance(node, ast.Import):
-            out |= {a.name.split(".")[1] for a in node.names if a.name.startswith("gridplan.")}
+def _rank() -> dict[str, tuple[int, int | None]]:
+    out: dict[str, tuple[int, int | None]] = {}
+    for floor, (_, rooms) in enumerate(FLOORS):
+        if isinstance(rooms, set):
+            out.update({r: (floor, None) for r in rooms})
+        else:
+            out.update({r: (floor, k) for k, r in enumerate(rooms)})
     return out
 
 
-MODULES = sorted(p for p in PKG.rglob("*.py") if p.name != "__init__.py" or p.parent != PKG)
+RANK = _rank()
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PKG)))
-def test_imports_point_down(path: Path) -> None:
-    rel = path.relative_to(PKG)
-    own = rel.parts[0] if len(rel.parts) > 1 else rel.stem
-    assert own in FLOORS, f"{rel}: add the module to a floor in DESIGN.md and this test"
-    for dep in _imports(path) - {own}:
-        assert dep in FLOORS, f"{rel} imports unknown gridplan.{dep}"
-        assert FLOORS[dep] <= FLOORS[own], f"{rel} (floor {FLOORS[own]}) imports up: gridplan.{dep}"
-        if FLOORS[own] == FLOORS[dep] == 4:
-            assert ROOM[dep] == ROOM[own], f"{rel}: analysis imports another analysis gridplan.{dep}"
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES: dict[str, Path] = {module_name(p): p for p in sorted(PKG.rglob("*.py")) if "node_modules" not in p.parts}
+
+
+def _target(name: str) -> str | None:
+    """The module that an import of *name* loads (the longest existing prefix)."""
+    parts = name.split(".")
+    while parts:
+        cand = ".".join(parts)
+        if cand in MODULES:
+            return cand
+        parts.pop()
+    return None
+
+
+def imports_of(module: str) -> set[str]:
+    path = MODULES[module]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            for a in node.names:
+                sub = f"{base}.{a.name}"
+                names.append(sub if sub in MODULES else base)
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            names = [node.args[0].value]
+        for n in names:
+            if n == "gridplan" or n.startswith("gridplan."):
+                t = _target(n)
+                if t and t != module:
+                    out.add(t)
+    return out
+
+
+GRAPH: dict[str, set[str]] = {m: imports_of(m) for m in MODULES}
+
+
+def room_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if m != "gridplan"))
+def test_imports_point_down(module: str) -> None:
+    own = room_of(module)
+    assert own in RANK, f"{module}: add room {own!r} to a floor in DESIGN.md and FLOORS"
+    of, ok = RANK[own]
+    for dep in sorted(GRAPH[module]):
+        room = room_of(dep)
+        if room == own:
+            continue
+        assert room in RANK, f"{module} imports {dep}, which is on no floor"
+        df, dk = RANK[room]
+        if df < of:
+            continue
+        assert df == of, f"{module} ({FLOORS[of][0]} floor) imports up: {dep} ({FLOORS[df][0]} floor)"
+        assert ok is not None and dk is not None, f"{module}: peer rooms do not import each other: {dep}"
+        assert dk < ok, f"{module} imports {dep}, which stands after it on the {FLOORS[of][0]} floor"
+
+
+def test_no_circle() -> None:
+    """Depth-first search for a back edge over the module graph (same room included)."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(GRAPH[m]):
+            if state.get(d) == 1:
+                cycle = [*stack[stack.index(d):], d]
+                pytest.fail("import circle: " + " -> ".join(cycle))
+            if d not in state:
+                visit(d)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(GRAPH):
+        if m not in state:
+            visit(m)
+
+
+def test_the_graph_sees_every_import_form() -> None:
+    """The reader is not blind to the forms that hid circles before (a check of the checker)."""
+    assert "gridplan.layers.catalog" in GRAPH["gridplan.layers.read"]
+    assert "gridplan.plans" in GRAPH["gridplan.hexindex"]  # imported under TYPE_CHECKING
+    assert "gridplan.crs" in GRAPH["gridplan.validate"]  # ``from gridplan import crs``
+    assert "gridplan.cli.merge" in GRAPH["gridplan.cli"]  # ``from gridplan.cli import merge``

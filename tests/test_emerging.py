@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
-from gridplan.emerging import (
-    NO_PATTERN,
+from gridplan.errors import InputError
+from gridplan.hotspots import (
     PATTERNS,
     PATTERNS_ZH,
     classify_pattern,
@@ -25,7 +25,7 @@ from gridplan.emerging import (
     space_time_cube,
     space_time_gi,
 )
-from gridplan.errors import InputError
+from gridplan.hotspots.emerging import NO_PATTERN
 
 # --------------------------------------------------------------------------------------------
 # Mann-Kendall

@@ -267,7 +267,7 @@ def test_dual_map_colours_changes() -> None:
 
 
 def test_emerging_pattern_labels_match_the_analysis() -> None:
-    from gridplan import emerging
+    from gridplan.hotspots import emerging
 
     assert set(maps.EMERGING_PATTERNS) == set(emerging.PATTERNS)
     assert {k: v[1] for k, v in maps.EMERGING_PATTERNS.items()} == emerging.PATTERNS_ZH

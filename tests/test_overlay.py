@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely import box
 
-from gridplan._basegrids import _choose_k, grid_sequence, partition_units
-from gridplan._overlay import face_adjacency, overlay_faces
-from gridplan._slivers import eliminate_slivers, lineage_components, sliver_mask
+from gridplan.merge.basegrids import _choose_k, grid_sequence, partition_units
+from gridplan.merge.overlay import face_adjacency, overlay_faces
+from gridplan.merge.slivers import eliminate_slivers, lineage_components, sliver_mask
 
 
 def _voronoi(seed: int, n: int, frame: shapely.Geometry) -> np.ndarray:
@@ -143,7 +143,7 @@ def test_tiled_noding_in_worker_processes_matches_one_pass() -> None:
     import numpy as np
     import shapely
 
-    from gridplan._overlay import overlay_faces
+    from gridplan.merge.overlay import overlay_faces
 
     rng = np.random.default_rng(7)
     city = shapely.box(0, 0, 2000, 1000)

@@ -13,9 +13,9 @@ import pytest
 import shapely
 from shapely import box
 
-from gridplan._plan_edit import crosswalk_from_units
 from gridplan.errors import CRSError, InputError
 from gridplan.hexindex import build_h3_index
+from gridplan.merge import crosswalk_from_units
 from gridplan.plans import (
     PLAN_LAYERS,
     Plan,
@@ -24,9 +24,9 @@ from gridplan.plans import (
     new_plan_id,
     read_plan,
     read_plan_meta,
-    reimport_base_grids,
     write_plan,
 )
+from gridplan.merge import reimport_base_grids
 
 X0, Y0 = 440_000.0, 2_540_000.0
 C1, C2 = "441900119001", "441900119002"
@@ -247,7 +247,7 @@ def test_plans_are_immutable(plan: Plan, tmp_path: Path) -> None:
 
 
 def test_failed_write_leaves_old_file(plan: Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import gridplan.plans as plans_mod
+    import gridplan.plans.io as plans_mod
 
     path = write_plan(plan, tmp_path / "plan.gpkg")
     before = path.read_bytes()

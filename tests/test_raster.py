@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridplan.errors import InputError
-from gridplan.raster import (
+from gridplan.hotspots import (
     NODATA,
     cell_centres,
     kde_density,

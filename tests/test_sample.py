@@ -15,9 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from gridplan import _sample_names as names
 from gridplan.errors import InputError
-from gridplan.sample import LAYER_ORDER, write_sample
+from gridplan.sample import LAYER_ORDER, names, write_sample
 
 DEPTS = ("police", "fire", "urban", "civil", "safety")
 REQUIRED = {

@@ -1,4 +1,4 @@
-"""Workload index and staffing apportionment (gridplan.workload)."""
+"""Workload index and staffing apportionment (gridplan.balance.workload)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,8 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gridplan.balance import COMPONENTS, apportion, grid_workload, load_weights, staffing_table, unit_workload
 from gridplan.errors import InputError
-from gridplan.workload import (
-    COMPONENTS,
-    apportion,
-    grid_workload,
-    load_weights,
-    staffing_table,
-    unit_workload,
-)
 
 # ------------------------------------------------------------------------------------- weights
 

@@ -3,7 +3,7 @@
 Modules: :mod:`~gridplan.api.app` (factory, middleware, auth and admin routes),
 :mod:`~gridplan.api.routes_data` (plans, uploads, jobs, maps), :mod:`~gridplan.api.auth` (hashed
 secrets, tokens, roles), :mod:`~gridplan.api.jobs` (background runner),
-:mod:`~gridplan.api.uploads` (upload and archive checks), :mod:`~gridplan.api.plan_repo` (plan
+:mod:`~gridplan.api.uploads` (upload and archive checks), :mod:`~gridplan.store.plans` (plan
 versions in a workspace or PostGIS).  Metadata tables live in :mod:`gridplan.store.meta`.
 """
 

@@ -22,7 +22,6 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -34,11 +33,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gridplan.api.auth import LoginThrottle, Principal, TokenVerifier, hash_secret, issue_token, verify_secret
 from gridplan.api.deps import current_principal, require
 from gridplan.api.jobs import JobRunner
-from gridplan.api.plan_repo import PlanRepository
+from gridplan.api.service import Service
 from gridplan.api.uploads import UploadLimits
 from gridplan.errors import AuthError, GridplanError, InputError, http_status_for
 from gridplan.settings import Settings, get_settings
 from gridplan.store.meta import MetaStore, is_postgres_url
+from gridplan.store.plans import PlanRepository
 
 logger = logging.getLogger(__name__)
 
@@ -52,20 +52,6 @@ CSP = (
 PUBLIC_PATHS = frozenset({"/health", "/login", "/docs", "/openapi.json", "/docs/oauth2-redirect"})
 
 
-@dataclass
-class Service:
-    """Everything the routes share (one per app)."""
-
-    meta: MetaStore
-    plans: PlanRepository
-    jobs: JobRunner
-    verifier: TokenVerifier
-    data_dir: Path
-    maps_dir: Path
-    limits: UploadLimits
-    settings: Settings
-    session_ttl_s: float = 12 * 3600
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------

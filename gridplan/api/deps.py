@@ -11,7 +11,7 @@ from gridplan.api.auth import Principal
 from gridplan.errors import AuthError
 
 if TYPE_CHECKING:
-    from gridplan.api.app import Service
+    from gridplan.api.service import Service
 
 __all__ = ["current_principal", "get_service", "require"]
 

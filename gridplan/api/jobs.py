@@ -1,7 +1,7 @@
 """Background jobs: one worker thread, state and progress in the metadata store.
 
 A job is ``queued`` → ``running`` → ``succeeded`` | ``failed``.  Its function writes its outputs
-atomically (plans through :class:`~gridplan.api.plan_repo.PlanRepository`, files to a temp name then
+atomically (plans through :class:`~gridplan.store.plans.PlanRepository`, files to a temp name then
 ``os.replace``), so a failed job leaves nothing half-done; the job row keeps the failure message.
 Jobs left ``queued``/``running`` by a process that died are marked failed at start-up.
 """

@@ -24,7 +24,7 @@ from gridplan.api.uploads import UploadTooLarge, ingest_cases, ingest_layers
 from gridplan.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
-    from gridplan.api.app import Service
+    from gridplan.api.service import Service
 
 __all__ = ["register"]
 
@@ -149,7 +149,7 @@ def register(app: FastAPI, service: Service) -> None:
         return {"job_id": job_id, "href": f"/jobs/{job_id}", "upload": up}
 
     def _reimport_job(params: dict[str, Any], progress: Any, owner: str) -> dict[str, Any]:
-        from gridplan.plans import reimport_base_grids
+        from gridplan.merge import reimport_base_grids
 
         progress(0.1, "reading the parent plan")
         parent = repo.load(params["plan_id"])

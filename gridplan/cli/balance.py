@@ -1,6 +1,6 @@
 """``gridplan balance`` (staffing + rebalancing proposal) and ``gridplan coverage`` (fixed posts).
 
-Thin: parse arguments, read the plan/layers/events, call :mod:`gridplan.workload`,
+Thin: parse arguments, read the plan/layers/events, call :mod:`gridplan.balance.workload`,
 :mod:`gridplan.balance` and :mod:`gridplan.coverage`, write the result atomically, print a summary.
 """
 
@@ -81,9 +81,8 @@ def balance(
     same community (grids stay contiguous, in the household band, compact) until --target-cv.  The
     proposal is a plan version with `staff`/`workload` on base_grids plus `moves` and `metrics` tables.
     """
-    from gridplan.balance import rebalance
+    from gridplan.balance import load_weights, rebalance, unit_workload
     from gridplan.plans import read_plan, write_plan
-    from gridplan.workload import load_weights, unit_workload
 
     if method not in ("webster", "hamilton"):
         raise InputError(f"unknown method {method!r}; use webster or hamilton", field="--method")

@@ -78,8 +78,8 @@ def heatmap(
     import numpy as np
     import pandas as pd
 
+    from gridplan.hotspots import kde_density, silverman_bandwidth_m, write_cog, write_png
     from gridplan.plans import read_plan
-    from gridplan.raster import kde_density, silverman_bandwidth_m, write_cog, write_png
 
     if out.suffix.lower() not in (".tif", ".tiff"):
         raise InputError("the heatmap output must end in .tif", file=out)
@@ -169,17 +169,16 @@ def hotspots(
     emerging: pattern (17 ArcGIS labels), pattern_zh, trend_z, trend_p, counts, bin_history.
     yoy: level, code, name, category, year, count, count_prev, change_pct.
     """
-    from gridplan.emerging import emerging_hotspots
     from gridplan.hotspots import (
-        LEVELS,
-        TIME_STEPS,
-        VALUES,
         analysis_units,
+        emerging_hotspots,
         hotspot_analysis,
         write_gpkg,
         write_table,
         year_on_year,
     )
+    from gridplan.hotspots.aggregate import LEVELS, TIME_STEPS
+    from gridplan.hotspots.gistar import VALUES
     from gridplan.plans import read_plan
 
     if by not in LEVELS:

@@ -10,9 +10,9 @@ Two scales: ``small`` (3 towns, seconds; tests) and ``city`` (32 towns, ~600 com
 addresses, 10.5 M residents, ~1 M cases).  A numpy ``Generator`` seeded from ``seed`` drives
 everything (one child stream per part), so one seed gives byte-identical CSVs.
 
-Helpers live in ``_sample_names`` (towns, name pools, numerals), ``_sample_geo`` (outline,
-partitions, streets, buildings), ``_sample_dept`` (departmental layers and defects) and
-``_sample_events`` (cases, hazards, address variants).
+Helpers live in ``sample.names`` (towns, name pools, numerals), ``sample.geo`` (outline,
+partitions, streets, buildings), ``sample.dept`` (departmental layers and defects) and
+``sample.events`` (cases, hazards, address variants).
 """
 
 from __future__ import annotations
@@ -34,11 +34,10 @@ import pyarrow.csv as pcsv
 import pyogrio
 import shapely
 
-from gridplan import _sample_dept as dept_mod
-from gridplan import _sample_events as ev_mod
-from gridplan import _sample_geo as geo
-from gridplan import _sample_names as names
 from gridplan.errors import InputError
+from gridplan.sample import dept as dept_mod
+from gridplan.sample import events as ev_mod
+from gridplan.sample import geo, names
 
 logger = logging.getLogger(__name__)
 

@@ -63,16 +63,8 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from gridplan.errors import InputError
-from gridplan.hotspots import (
-    Level,
-    TimeStep,
-    Value,
-    aggregate_events,
-    analysis_units,
-    fdr_bins,
-    neighbour_matrix,
-    resolve_value,
-)
+from gridplan.hotspots.aggregate import Level, TimeStep, aggregate_events, analysis_units
+from gridplan.hotspots.gistar import Value, fdr_bins, neighbour_matrix, resolve_value
 
 logger = logging.getLogger(__name__)
 

@@ -4,11 +4,11 @@ Owns :func:`merge_layers`: departmental layers + communities + city → a :class
 with atomic units (lineage), base grids (household band, 15-digit codes), the departmental
 crosswalk and fit, the H3 index and QA.  The steps live in private modules:
 
-* :mod:`gridplan._overlay` — one n-way overlay (snap-rounded noding + polygonize + STRtree
+* :mod:`gridplan.merge.overlay` — one n-way overlay (snap-rounded noding + polygonize + STRtree
   attribution) into *faces*, and exact face adjacency;
-* :mod:`gridplan._slivers` — faces → atomic units (same lineage), sliver elimination inside the
+* :mod:`gridplan.merge.slivers` — faces → atomic units (same lineage), sliver elimination inside the
   community;
-* :mod:`gridplan._basegrids` — units → contiguous base grids in one community, reading-order codes.
+* :mod:`gridplan.merge.basegrids` — units → contiguous base grids in one community, reading-order codes.
 
 Lineage rules (documented in the plan's QA):
 
@@ -45,10 +45,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from gridplan._basegrids import grid_sequence, partition_units
-from gridplan._overlay import face_adjacency, overlay_faces
-from gridplan._slivers import eliminate_slivers, lineage_components, sliver_mask
 from gridplan.errors import CRSError, InputError
+from gridplan.merge.basegrids import grid_sequence, partition_units
+from gridplan.merge.overlay import face_adjacency, overlay_faces
+from gridplan.merge.slivers import eliminate_slivers, lineage_components, sliver_mask
 from gridplan.plans import Plan, PlanMeta
 
 __all__ = ["QA_COLUMNS", "STAT_COLUMNS", "fingerprint_gdf", "merge_layers"]

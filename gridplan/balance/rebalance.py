@@ -10,14 +10,14 @@ How (and why not a regionalisation library): spopt's max-p/SKATER/Region-KMeans 
 Balanced Zones redraw every boundary from scratch; here the current plan is the starting point and
 every moved household is a cost.  So:
 
-1. **Staffing first** — integer workers by a bounded apportionment (:mod:`gridplan.workload`,
+1. **Staffing first** — integer workers by a bounded apportionment (:mod:`gridplan.balance.workload`,
    Webster or Hamilton): first to communities by their workload (moves never leave a community, so
    its staff total alone sets its workload per worker), then to the grids of each community by the
    same method, refined by moving single workers between grids of the community while that lowers
    Σ(workload/worker − mean)².  Moving a worker is cheaper than moving households, and staffing
    removes much of the imbalance.
 2. **Boundary moves only where integer staffing cannot balance** — a lazy greedy
-   (:mod:`gridplan._balance_search`) repeatedly applies the move of one boundary atomic unit to an
+   (:mod:`gridplan.balance.search`) repeatedly applies the move of one boundary atomic unit to an
    adjacent grid of the same community with the best reduction of Σ(workload/worker − mean)² per
    household (+ addresses) moved, keeping both grids contiguous (no articulation point leaves),
    inside the household band (or not further out) and above a compactness floor (Polsby–Popper, or
@@ -44,11 +44,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from gridplan._balance_graph import grid_components, grid_perimeters, polsby_popper, unit_adjacency
-from gridplan._balance_output import build_proposal_plan
-from gridplan._balance_search import SearchParams, SearchState, refine_staff, run_round
+from gridplan.balance.graph import grid_components, grid_perimeters, polsby_popper, unit_adjacency
+from gridplan.balance.proposal import build_proposal_plan
+from gridplan.balance.search import SearchParams, SearchState, refine_staff, run_round
+from gridplan.balance.staffing import Method, apportion
 from gridplan.errors import InputError
-from gridplan.workload import Method, apportion
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ def rebalance(
     plan
         The current :class:`gridplan.plans.Plan`.
     workload_units
-        Workload per atomic unit: the output of :func:`gridplan.workload.unit_workload` (columns
+        Workload per atomic unit: the output of :func:`gridplan.balance.workload.unit_workload` (columns
         ``unit_id``, ``workload``) or a Series indexed by ``unit_id``; hours per month.
     total_staff
         Grid workers to apportion (exactly this many are assigned).

@@ -19,8 +19,8 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
-from gridplan import _sample_names as names
-from gridplan._sample_geo import _voronoi_cells, relaxed_partition
+from gridplan.sample import names
+from gridplan.sample.geo import _voronoi_cells, relaxed_partition
 
 #: department → (id prefix, name label)
 DEPARTMENTS: dict[str, tuple[str, str]] = {

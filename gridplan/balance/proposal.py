@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from gridplan._balance_graph import polsby_popper
-from gridplan.plans import crosswalk_from_units
+from gridplan.balance.graph import polsby_popper
+from gridplan.merge import crosswalk_from_units
 
 _STATS = ("households", "residents", "floating_residents", "rental_rooms", "addresses")
 

@@ -25,8 +25,8 @@ import pyarrow.compute as pc
 import shapely
 from numpy.typing import NDArray
 
-from gridplan import _sample_names as names
 from gridplan.crs import wgs84_to_bd09, wgs84_to_gcj02
+from gridplan.sample import names
 
 #: source → category → (share of background, designed year-on-year change)
 CATEGORIES: dict[str, dict[str, tuple[float, float]]] = {

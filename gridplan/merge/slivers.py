@@ -1,6 +1,6 @@
 """Atomic units from faces, and sliver elimination (private helper of :mod:`gridplan.merge`).
 
-Owns two graph steps on the face adjacency of :mod:`gridplan._overlay`:
+Owns two graph steps on the face adjacency of :mod:`gridplan.merge.overlay`:
 
 * :func:`lineage_components` — neighbouring faces with the *same* lineage (community and grid of
   every department) form one atomic unit (connected components, ``scipy.sparse.csgraph``);

@@ -21,8 +21,8 @@ import shapely
 import shapely.affinity
 from numpy.typing import NDArray
 
-from gridplan import _sample_names as names
 from gridplan.crs import get_transformer
+from gridplan.sample import names
 
 CELL_M = 25.0
 BLOCK_M = 200.0

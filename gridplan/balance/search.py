@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gridplan._balance_graph import UnitGraph
+from gridplan.balance.graph import UnitGraph
 
 
 @dataclass
