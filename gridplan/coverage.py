@@ -5,7 +5,8 @@ Owns the choice of duty posts (police–civilian points, screening points …) a
 * :func:`maximal_covering` — choose ``p`` posts that cover the most demand weight (MCLP);
 * :func:`set_covering` — the fewest posts that cover every coverable demand point (LSCP);
 * :func:`generated_candidates` — a regular lattice of candidate sites near the demand;
-* :func:`coverage_layers` / :func:`write_coverage` — ``posts``, ``uncovered`` and ``summary`` layers.
+* :func:`coverage_layers` — ``posts``, ``uncovered`` and ``summary`` layers (written with
+  :func:`gridplan.layers.write_layers`).
 
 Why not spopt's ``MCLP.from_cost_matrix``/``LSCP.from_cost_matrix`` directly: they take a *dense*
 sites × demand cost matrix and build the PuLP model cell by cell — measured 109 s of 114 s just
@@ -23,17 +24,13 @@ import heapq
 import itertools
 import logging
 import math
-import os
 import time
-import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import shapely
 
 from gridplan.errors import InputError
@@ -47,7 +44,6 @@ __all__ = [
     "generated_candidates",
     "maximal_covering",
     "set_covering",
-    "write_coverage",
 ]
 
 
@@ -538,22 +534,3 @@ def coverage_layers(
     )
     return {"posts": posts, "uncovered": unc, "summary": summary}
 
-
-def write_coverage(layers: dict[str, pd.DataFrame], path: str | Path) -> Path:
-    """Write coverage layers to one GeoPackage atomically (temp file in the folder + ``os.replace``)."""
-    path = Path(path)
-    if path.suffix.lower() != ".gpkg":
-        raise InputError("coverage output must be a .gpkg file", file=path)
-    if not path.parent.is_dir():
-        raise InputError("folder does not exist; create it first", file=path.parent)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.gpkg")
-    try:
-        for name, frame in layers.items():
-            if isinstance(frame, gpd.GeoDataFrame):
-                pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG", geometry_type="Point")
-            else:
-                pyogrio.write_dataframe(pd.DataFrame(frame), tmp, layer=name, driver="GPKG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path

@@ -516,9 +516,9 @@ print(f"{events.n_total:,} rows, {len(events.gdf):,} located, skipped: {events.s
 x, y = events.gdf["x"].to_numpy(), events.gdf["y"].to_numpy()
 bandwidth_m = silverman_bandwidth_m(x, y)
 density, transform = kde_density(x, y, bandwidth_m=bandwidth_m, cell_m=50, clip=plan.base_grids)
-write_cog(WORK / "heat.tif", density, transform, plan.base_grids.crs,
+write_cog(density, WORK / "heat.tif", transform, plan.base_grids.crs,
           tags={"bandwidth_m": f"{bandwidth_m:.0f}", "cell_m": "50"})
-png = write_png(WORK / "heat.png", density, transform, boundary=plan.base_grids,
+png = write_png(density, WORK / "heat.png", transform, boundary=plan.base_grids,
                 title=f"cases per km² (bandwidth {bandwidth_m:.0f} m)")
 print(f"bandwidth {bandwidth_m:.0f} m, raster {density.shape[1]} × {density.shape[0]} cells, "
       f"max {np.nanmax(density):,.0f} events/km²")
@@ -638,7 +638,8 @@ Summed over the towns we get the city's change per category, to compare with the
 planted (`designed_yoy_pct`, e.g. public order −35 % a year).
 """),
     ("code", r'''
-from gridplan.hotspots import write_gpkg, write_table, year_on_year
+from gridplan.hotspots import year_on_year
+from gridplan.layers import write_layers, write_table
 
 yoy = year_on_year(ev, plan)
 towns = yoy[(yoy["level"] == "town") & (yoy["category"] == "全部")]
@@ -650,7 +651,7 @@ design = pd.Series({c: v["designed_yoy_pct"] for c, v in manifest["trends"]["cas
 display(change.join(design))
 
 write_table(yoy, WORK / "yoy.csv")              # UTF-8 with BOM: opens in Excel with Chinese intact
-write_gpkg(WORK / "hot.gpkg", {"hotspots": hot, "emerging": emerging, "yoy": yoy})   # as `gridplan hotspots`
+write_layers({"hotspots": hot, "emerging": emerging, "yoy": yoy}, WORK / "hot.gpkg")   # as `gridplan hotspots`
 print("written:", ", ".join(p.name for p in (WORK / "heat.tif", WORK / "hot.gpkg", WORK / "yoy.csv")))
 '''),
     ("md", r"""
@@ -814,12 +815,13 @@ covering location problem exactly (MILP with CBC; `gap` = proven distance from t
 `set_covering` finds the fewest posts that cover everything coverable. The result
 (`CoverageResult`) carries `selected` (indices of the chosen sites), `covered` per demand point,
 `covered_weight`/`total_weight`, `bound`, `gap`, `solver`, `status`. `coverage_layers` turns it into map
-layers `posts` (with `covered_points`), `uncovered` and a `summary` table; `write_coverage` saves them.
+layers `posts` (with `covered_points`), `uncovered` and a `summary` table; `gridplan.layers.write_layers` saves them.
 
 The curve below shows what each extra post buys.
 """),
     ("code", r'''
-from gridplan.coverage import coverage_layers, maximal_covering, write_coverage
+from gridplan.coverage import coverage_layers, maximal_covering
+from gridplan.layers import write_layers
 
 fac = layers["facilities"]
 sites = fac[fac["kind"] == "治安岗亭"].reset_index(drop=True)
@@ -832,7 +834,7 @@ for p in (2, 5, 10, 15, 20):
 display(pd.DataFrame(curve).set_index("posts").round(1))
 result = maximal_covering(sites, demand, radius_m=500, p=10, time_limit_s=20)
 cover = coverage_layers(sites, demand, result, radius_m=500)
-write_coverage(cover, WORK / "cover.gpkg")
+write_layers(cover, WORK / "cover.gpkg")
 display(cover["posts"].drop(columns="geometry").head())
 display(cover["summary"])
 print(f"{len(sites)} candidate posts, {len(demand):,} hazards; 10 posts cover "

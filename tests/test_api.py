@@ -28,7 +28,7 @@ with warnings.catch_warnings():
 from gridplan.api import create_app
 from gridplan.api.app import PUBLIC_PATHS, create_user_token
 from gridplan.settings import Settings
-from gridplan.store.meta import utc_now
+from gridplan._clock import utc_now
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,9 +21,9 @@ from gridplan.coverage import (
     generated_candidates,
     maximal_covering,
     set_covering,
-    write_coverage,
 )
 from gridplan.errors import InputError
+from gridplan.layers import write_layers
 
 # sites on a line every 1 km; demand clusters near sites 0, 2 (heavy) and 4
 SITES = np.array([[0.0, 0.0], [1000.0, 0.0], [2000.0, 0.0], [3000.0, 0.0], [4000.0, 0.0]])
@@ -137,7 +137,7 @@ def test_layers_and_writer(tmp_path: Path):
     unc = layers["uncovered"]
     assert unc["id"].tolist() == [2, 3, 4, 6]
     assert unc["reason"].tolist() == ["no post within 200 m"] * 3 + ["no candidate site within 200 m"]
-    out = write_coverage(layers, tmp_path / "cover.gpkg")
+    out = write_layers(layers, tmp_path / "cover.gpkg")
     assert set(pyogrio.list_layers(out)[:, 0]) == {"posts", "uncovered", "summary"}
 
 

@@ -27,10 +27,9 @@ from gridplan.hotspots import (
     neighbour_matrix,
     resolve_value,
     spatial_weights,
-    write_gpkg,
-    write_table,
     year_on_year,
 )
+from gridplan.layers import write_layers, write_table
 
 X0, Y0 = 480000.0, 2545000.0
 
@@ -295,8 +294,8 @@ def test_write_table_csv_and_xlsx(tmp_path: Path) -> None:
 
 def test_write_gpkg_layers_and_tables(tmp_path: Path) -> None:
     grids = _grids()
-    out = write_gpkg(tmp_path / "hot.gpkg", {"hotspots": grids, "yoy": pd.DataFrame(
-        {"code": ["a"], "count_prev": pd.array([None], dtype="Int64")})})
+    out = write_layers({"hotspots": grids, "yoy": pd.DataFrame(
+        {"code": ["a"], "count_prev": pd.array([None], dtype="Int64")})}, tmp_path / "hot.gpkg")
     assert [name for name, _ in pyogrio.list_layers(out)] == ["hotspots", "yoy"]
     assert len(pyogrio.read_dataframe(out, layer="hotspots")) == 9
 

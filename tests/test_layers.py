@@ -389,18 +389,18 @@ def test_csv_without_geometry_columns(tmp_path):
 
 def test_write_layers_atomic_append_and_replace(tmp_path):
     path = tmp_path / "out.gpkg"
-    write_layers(path, {"dept_police": dept_gdf().pipe(map_fields, "dept")})
-    write_layers(path, {"dept_fire": dept_gdf(2).pipe(map_fields, "dept"),
-                        "table": pd.DataFrame({"k": ["a"], "v": [1]})}, append=True)
+    write_layers({"dept_police": dept_gdf().pipe(map_fields, "dept")}, path)
+    write_layers({"dept_fire": dept_gdf(2).pipe(map_fields, "dept"),
+                  "table": pd.DataFrame({"k": ["a"], "v": [1]})}, path, append=True)
     assert sorted(list_layers(path)) == ["dept_fire", "dept_police", "table"]
-    write_layers(path, {"dept_fire": dept_gdf(1).pipe(map_fields, "dept")}, append=True)
+    write_layers({"dept_fire": dept_gdf(1).pipe(map_fields, "dept")}, path, append=True)
     assert len(read_layer(path, "dept_fire")) == 1
     assert len(read_layer(path, "dept_police")) == 3
-    write_layers(path, {"dept_civil": dept_gdf(1).pipe(map_fields, "dept")})  # replace the file
+    write_layers({"dept_civil": dept_gdf(1).pipe(map_fields, "dept")}, path)  # replace the file
     assert list_layers(path) == ["dept_civil"]
     before = path.read_bytes()
     with pytest.raises(InputError, match="layer names must be non-empty text"):
-        write_layers(path, {"dept_x": dept_gdf(1), "": dept_gdf(1)}, append=True)
+        write_layers({"dept_x": dept_gdf(1), "": dept_gdf(1)}, path, append=True)
     assert path.read_bytes() == before  # failed write left the old file intact
     assert sorted(os.listdir(tmp_path)) == ["out.gpkg"]  # and no temp files behind
 

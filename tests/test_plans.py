@@ -15,7 +15,7 @@ from shapely import box
 
 from gridplan.errors import CRSError, InputError
 from gridplan.hexindex import build_h3_index
-from gridplan.merge import crosswalk_from_units
+from gridplan.merge import crosswalk_from_units, reimport_base_grids
 from gridplan.plans import (
     PLAN_LAYERS,
     Plan,
@@ -26,7 +26,6 @@ from gridplan.plans import (
     read_plan_meta,
     write_plan,
 )
-from gridplan.merge import reimport_base_grids
 
 X0, Y0 = 440_000.0, 2_540_000.0
 C1, C2 = "441900119001", "441900119002"

@@ -93,7 +93,7 @@ def test_publish_twice_replaces_and_lists_once(tmp_path: Path, html_a: str, html
     assert "&lt;script&gt;alert(1)&lt;&#x2F;script&gt;" in index
     assert "<script>" not in index
     assert index.count("<tr>") == 3  # header + 2 maps
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob(".*.gptmp-*"))
 
 
 def test_failure_mid_publish_keeps_previous_version(
@@ -115,7 +115,7 @@ def test_failure_mid_publish_keeps_previous_version(
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if not p.name.startswith(".")}
     assert after == before
     assert calls
-    assert not list(tmp_path.glob(".*.tmp"))  # the failed publisher cleaned its temp files
+    assert not list(tmp_path.glob(".*.gptmp-*"))  # the failed publisher cleaned its temp files
 
 
 _KILL_SCRIPT = r"""
@@ -123,14 +123,14 @@ import sys, time
 from pathlib import Path
 from gridplan.maps import publish as pub
 out, html_path = Path(sys.argv[1]), Path(sys.argv[2])
-real = pub._write_temp
-def slow(out_dir, name, data):
-    if name.endswith(".html") and name != "index.html":
-        tmp = real(out_dir, name, data[: len(data) // 2])   # half a map on disk ...
+real = pub.staged_bytes
+def slow(data, target):
+    if target.suffix == ".html" and target.name != "index.html":
+        tmp = real(data[: len(data) // 2], target)         # half a map on disk ...
         print("HALF", flush=True)
         time.sleep(60)                                     # ... and killed here
-    return real(out_dir, name, data)
-pub._write_temp = slow
+    return real(data, target)
+pub.staged_bytes = slow
 html = html_path.read_text(encoding="utf-8")
 pub.publish_map(None, out, title="基础网格", slug="base", plan_id="P2", html=html)
 """
@@ -162,9 +162,9 @@ def test_killed_publisher_leaves_previous_version(tmp_path: Path, html_a: str, h
     assert (out / "base.html").read_bytes() == good
     assert (out / "index.html").read_bytes() == index
     assert maps.read_manifest(out)["maps"][0]["plan_id"] == "P1"
-    assert list(out.glob(".*.tmp"))  # the killed process left its half temp file ...
+    assert list(out.glob(".*.gptmp-*"))  # the killed process left its half temp file ...
     maps.publish_map(None, out, title="基础网格", slug="base", plan_id="P3", html=html_b)
-    assert not list(out.glob(".*.tmp"))  # ... which the next publish removes
+    assert not list(out.glob(".*.gptmp-*"))  # ... which the next publish removes
     assert maps.read_manifest(out)["maps"][0]["plan_id"] == "P3"
 
 

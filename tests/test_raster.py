@@ -163,7 +163,7 @@ def test_write_cog_is_a_valid_cog(tmp_path: Path) -> None:
     y = rng.normal(Y0 + 30000, 6000, 20000)
     clip = shapely.Point(X0 + 30000, Y0 + 30000).buffer(29000)
     dens, tr = kde_density(x, y, bandwidth_m=300, cell_m=50, clip=clip)
-    path = write_cog(tmp_path / "heat.tif", dens, tr, "EPSG:4547", tags={"bandwidth_m": 300, "cell_m": 50})
+    path = write_cog(dens, tmp_path / "heat.tif", tr, "EPSG:4547", tags={"bandwidth_m": 300, "cell_m": 50})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["heat.tif"]  # no temp file left
     with rasterio.open(path) as ds:
         prof = ds.profile
@@ -187,9 +187,9 @@ def test_write_cog_is_a_valid_cog(tmp_path: Path) -> None:
 
 def test_write_cog_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="2-D"):
-        write_cog(tmp_path / "a.tif", np.zeros(3), Affine.identity())
+        write_cog(np.zeros(3), tmp_path / "a.tif", Affine.identity())
     with pytest.raises(InputError, match="does not exist"):
-        write_cog(tmp_path / "no" / "a.tif", np.zeros((2, 2)), Affine.identity())
+        write_cog(np.zeros((2, 2)), tmp_path / "no" / "a.tif", Affine.identity())
 
 
 def test_write_png(tmp_path: Path) -> None:
@@ -198,6 +198,6 @@ def test_write_png(tmp_path: Path) -> None:
     x, y = _clustered()
     clip = gpd.GeoSeries([shapely.box(X0, Y0, X0 + 8000, Y0 + 6000)], crs=4547)
     dens, tr = kde_density(x, y, bandwidth_m=300, cell_m=100, clip=clip)
-    out = write_png(tmp_path / "heat.png", dens, tr, title="热力图 治安", boundary=clip)
+    out = write_png(dens, tmp_path / "heat.png", tr, title="热力图 治安", boundary=clip)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["heat.png"]

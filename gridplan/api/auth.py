@@ -19,8 +19,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+from gridplan._clock import utc_now
 from gridplan.errors import AuthError
-from gridplan.store.meta import ROLES, MetaStore, utc_now
+from gridplan.store.meta import ROLES, MetaStore
 
 __all__ = [
     "PERMISSIONS",

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 import pyogrio
 
+from gridplan._atomic import atomic_path
 from gridplan.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -225,22 +226,20 @@ def ingest_layers(
         if not sources:
             raise InputError("archive holds no .shp, .geojson or .gpkg layer", file=filename)
     counts: dict[str, int] = {}
-    tmp = dest_dir / ".layers.tmp.gpkg"
-    for path, layer in sources:
-        name = f"{filename}:{path.name}" if path != src else filename
-        try:
-            n = int(pyogrio.read_info(path, force_feature_count=True)["features"])
-        except Exception as exc:
-            raise InputError(f"cannot be read ({str(exc).splitlines()[0][:200]})", file=name) from None
-        counts[layer] = n
-        _check_features(counts, filename, limits)
-        try:
-            gdf = pyogrio.read_dataframe(path)
-            pyogrio.write_dataframe(gdf, tmp, layer=layer, driver="GPKG", append=tmp.exists())
-        except Exception as exc:
-            tmp.unlink(missing_ok=True)
-            raise InputError(f"cannot be read ({str(exc).splitlines()[0][:200]})", file=name) from None
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        for path, layer in sources:
+            name = f"{filename}:{path.name}" if path != src else filename
+            try:
+                n = int(pyogrio.read_info(path, force_feature_count=True)["features"])
+            except Exception as exc:
+                raise InputError(f"cannot be read ({str(exc).splitlines()[0][:200]})", file=name) from None
+            counts[layer] = n
+            _check_features(counts, filename, limits)
+            try:
+                gdf = pyogrio.read_dataframe(path)
+                pyogrio.write_dataframe(gdf, tmp, layer=layer, driver="GPKG", append=tmp.exists())
+            except Exception as exc:
+                raise InputError(f"cannot be read ({str(exc).splitlines()[0][:200]})", file=name) from None
     shutil.rmtree(dest_dir / "unzipped", ignore_errors=True)
     return out, counts
 

@@ -36,7 +36,8 @@ def build_proposal_plan(
     params: dict[str, Any],
 ) -> tuple[Any, np.ndarray | None, np.ndarray]:
     """Build the proposed plan; also return the compactness of the input and proposed grids (per code)."""
-    from gridplan.plans import Plan, PlanMeta, new_plan_id, utc_now
+    from gridplan._clock import iso_utc
+    from gridplan.plans import Plan, PlanMeta, new_plan_id
 
     hmin, hmax = households_band
     au = plan.atomic_units.copy()
@@ -168,7 +169,7 @@ def build_proposal_plan(
     new_meta = PlanMeta(
         plan_id=new_plan_id(),
         parent_id=meta.plan_id,
-        created_at=utc_now(),
+        created_at=iso_utc(),
         params={**{k: v for k, v in (meta.params or {}).items() if k != "summary"}, "balance": params},
         inputs=dict(meta.inputs or {}),
         county_code=meta.county_code,

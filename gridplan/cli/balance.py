@@ -199,9 +199,8 @@ def coverage(
         generated_candidates,
         maximal_covering,
         set_covering,
-        write_coverage,
     )
-    from gridplan.layers import read_layer
+    from gridplan.layers import read_layer, write_layers
 
     if (posts is None) == (not cover_all):
         raise InputError("give exactly one of --posts N or --cover-all", field="--posts")
@@ -229,7 +228,7 @@ def coverage(
     else:
         res = set_covering(sites, dem, radius_m=radius_m, time_limit_s=time_limit_s)
     out_layers = coverage_layers(sites, dem, res, radius_m=radius_m, weights=wts)
-    write_coverage(out_layers, out)
+    write_layers(out_layers, out)
     t = Table(title=f"{'maximal covering' if posts is not None else 'set covering'} within {radius_m:g} m")
     t.add_column("metric")
     t.add_column("value", justify="right")

@@ -117,10 +117,10 @@ def heatmap(
                 "events": len(events), "weight": weight or "", "category": category or "",
                 "since": since or "", "until": until or "", "plan_id": plan.meta.plan_id,
                 "source": input_path.name}
-        write_cog(out, dens, transform, plan.base_grids.crs, tags=tags)
+        write_cog(dens, out, transform, plan.base_grids.crs, tags=tags)
         png_path = None
         if png:
-            png_path = write_png(out.with_suffix(".png"), dens, transform, boundary=plan.base_grids,
+            png_path = write_png(dens, out.with_suffix(".png"), transform, boundary=plan.base_grids,
                                  title=f"热力图 {category or ''} (σ = {bw:.0f} m)")
         prog.update(task, advance=1)
     t = Table(title="heatmap", show_header=False)
@@ -173,12 +173,11 @@ def hotspots(
         analysis_units,
         emerging_hotspots,
         hotspot_analysis,
-        write_gpkg,
-        write_table,
         year_on_year,
     )
     from gridplan.hotspots.aggregate import LEVELS, TIME_STEPS
     from gridplan.hotspots.gistar import VALUES
+    from gridplan.layers import write_layers, write_table
     from gridplan.plans import read_plan
 
     if by not in LEVELS:
@@ -219,7 +218,7 @@ def hotspots(
         prog.update(task, description="year on year", advance=1)
         yoy = year_on_year(events, plan, category=cats)
         layers["yoy"] = yoy
-        write_gpkg(out, layers)
+        write_layers(layers, out)
         if yoy_out is not None:
             write_table(yoy, yoy_out)
         prog.update(task, advance=1)

@@ -77,11 +77,11 @@ def validate(
         )
     if out is not None:
         if out.suffix.lower() == ".gpkg":
-            write_layers(out, {"qa_issues": qa})
+            write_layers({"qa_issues": qa}, out)
         else:
             write_table_csv(qa, out)
     if repaired is not None:
-        write_layers(repaired, fixed)
+        write_layers(fixed, repaired)
 
     summary = qa_summary(qa)
     table = Table(title=f"QA issues in {layers_path.name}")

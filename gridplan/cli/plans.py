@@ -120,8 +120,8 @@ def reimport(
     The edit is re-validated (overlaps, gaps, community crossings in qa_issues), atomic units go to
     the edited grid covering most of them, split grids get new codes, the H3 index is rebuilt.
     """
-    from gridplan.plans import diff_plans, read_plan, write_plan
     from gridplan.merge import reimport_base_grids
+    from gridplan.plans import diff_plans, read_plan, write_plan
 
     with progress() as prog:
         task = prog.add_task("read plan", total=4)

@@ -29,7 +29,6 @@ from gridplan.hotspots.gistar import (
     resolve_value,
     spatial_weights,
 )
-from gridplan.hotspots.io import write_gpkg, write_table
 from gridplan.hotspots.kde import (
     DENSITY_UNITS,
     NODATA,
@@ -73,8 +72,6 @@ __all__ = [
     "space_time_gi",
     "spatial_weights",
     "write_cog",
-    "write_gpkg",
     "write_png",
-    "write_table",
     "year_on_year",
 ]

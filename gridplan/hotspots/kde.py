@@ -37,6 +37,7 @@ import numpy as np
 from affine import Affine
 from numpy.typing import ArrayLike, NDArray
 
+from gridplan._atomic import atomic_path
 from gridplan.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -338,17 +339,9 @@ def kde_exact(
     return out / (2 * math.pi * s2) * 1e6
 
 
-def _atomic_target(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    target = Path(path)
-    if target.parent and not target.parent.exists():
-        raise InputError(f"output folder {target.parent} does not exist", file=target)
-    tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp{target.suffix}")
-    return target, tmp
-
-
 def write_cog(
-    path: str | os.PathLike[str],
     array: ArrayLike,
+    path: str | os.PathLike[str],
     transform: Affine,
     crs: Any = "EPSG:4547",
     *,
@@ -367,10 +360,10 @@ def write_cog(
 
     Parameters
     ----------
-    path
-        Output ``.tif``; written to a temporary name in the same folder and renamed into place.
     array
         2-D array ``(rows, cols)``.
+    path
+        Output ``.tif``; written to a temporary name in the same folder and renamed into place.
     transform, crs
         Georeferencing (CRS default EPSG:4547).
     nodata
@@ -396,7 +389,7 @@ def write_cog(
     if arr.ndim != 2:
         raise InputError(f"a heatmap must be a 2-D array, got shape {arr.shape}")
     data = np.where(np.isnan(arr), np.float32(nodata), arr)
-    target, tmp = _atomic_target(path)
+    target = Path(path)
     all_tags = {"units": units, **{k: str(v) for k, v in (tags or {}).items()}}
     profile = {
         "driver": "COG",
@@ -413,16 +406,12 @@ def write_cog(
         "overview_resampling": overview_resampling.upper(),
         "BIGTIFF": "IF_SAFER",
     }
-    try:
+    with atomic_path(target) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(data, 1)
             dst.update_tags(**all_tags)
             dst.set_band_unit(1, units)
             dst.set_band_description(1, all_tags.get("description", "kernel density"))
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     logger.info("wrote COG %s (%d × %d)", target, arr.shape[0], arr.shape[1])
     return target
 
@@ -453,8 +442,8 @@ def _cjk_font() -> str | None:
 
 
 def write_png(
-    path: str | os.PathLike[str],
     array: ArrayLike,
+    path: str | os.PathLike[str],
     transform: Affine,
     *,
     title: str | None = None,
@@ -500,8 +489,8 @@ def write_png(
     font = _cjk_font()
     rc: dict[str, Any] = {"font.family": [font, "DejaVu Sans"]} if font else {}
     label = f"事件密度 ({units})" if font else units
-    target, tmp = _atomic_target(path)
-    with matplotlib.rc_context(rc):  # type: ignore[arg-type]
+    target = Path(path)
+    with atomic_path(target) as tmp, matplotlib.rc_context(rc):  # type: ignore[arg-type]
         fig = Figure(figsize=(8, 8 * rows / max(cols, 1) + 0.6))
         FigureCanvasAgg(fig)
         ax = fig.subplots()
@@ -518,7 +507,6 @@ def write_png(
             fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
         finally:
             fig.clear()
-    os.replace(tmp, target)
     logger.info("wrote PNG %s", target)
     return target
 

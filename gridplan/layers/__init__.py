@@ -26,7 +26,7 @@ from gridplan.layers.catalog import (
 from gridplan.layers.events import EventTable, read_events
 from gridplan.layers.formats import parse_datetimes
 from gridplan.layers.read import fingerprint, list_layers, read_layer, read_layers
-from gridplan.layers.write import write_layers, write_table_csv
+from gridplan.layers.write import write_layers, write_table, write_table_csv
 
 __all__ = [
     "Catalog",
@@ -46,5 +46,6 @@ __all__ = [
     "read_layers",
     "required_fields",
     "write_layers",
+    "write_table",
     "write_table_csv",
 ]

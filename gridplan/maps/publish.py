@@ -17,20 +17,20 @@ What this module owns
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from gridplan._atomic import clean_stale, fsync_dir, staged_bytes
+from gridplan._clock import iso_utc
 from gridplan.errors import InputError
 from gridplan.maps.assets import AssetError, make_offline
 from gridplan.maps.escape import escape_html
@@ -142,32 +142,6 @@ def render_html(m: Any, *, tile_url: str | None = None) -> str:
     return html
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_temp(out_dir: Path, name: str, data: bytes) -> Path:
-    """Write *data* to a fsynced temp file beside ``out_dir/name``; return the temp path."""
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; published maps are read by a web server / other users
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
-
-
 @contextmanager
 def _locked(out_dir: Path) -> Iterator[None]:
     with open(out_dir / LOCK_NAME, "a+") as lock:
@@ -176,12 +150,6 @@ def _locked(out_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _clean_stale_temps(out_dir: Path) -> None:
-    """Remove temp files left by a killed publisher (safe: we hold the lock)."""
-    for p in out_dir.glob(".*.tmp"):
-        p.unlink(missing_ok=True)
 
 
 def read_manifest(out_dir: str | Path) -> dict[str, Any]:
@@ -252,25 +220,26 @@ def publish_map(
         "plan_id": str(plan_id or ""),
         "data_date": str(data_date or ""),
         "summary": str(summary or ""),
-        "published_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "published_at": iso_utc(),
         "bytes": len(body),
         "sha256": hashlib.sha256(body).hexdigest(),
     }
     with _locked(out):
-        _clean_stale_temps(out)
+        for stale_of in (fname, MANIFEST_NAME, INDEX_NAME):  # safe: we hold the lock
+            clean_stale(out / stale_of)
         manifest = read_manifest(out)
         maps = [e for e in manifest["maps"] if isinstance(e, dict) and e.get("slug") != stem]
         maps = [e for e in maps if (out / str(e.get("file", ""))).exists()]
         maps.append(entry)
         maps.sort(key=lambda e: (str(e.get("title", "")), str(e.get("slug", ""))))
         manifest = {"version": 1, "updated_at": entry["published_at"], "maps": maps}
-        tmp_map = _write_temp(out, fname, body)
+        tmp_map = staged_bytes(body, out / fname)
         tmp_manifest = tmp_index = None
         try:
-            tmp_manifest = _write_temp(
-                out, MANIFEST_NAME, json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
+            tmp_manifest = staged_bytes(
+                json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8"), out / MANIFEST_NAME
             )
-            tmp_index = _write_temp(out, INDEX_NAME, index_html(maps).encode("utf-8"))
+            tmp_index = staged_bytes(index_html(maps).encode("utf-8"), out / INDEX_NAME)
             os.replace(tmp_map, out / fname)
             os.replace(tmp_manifest, out / MANIFEST_NAME)
             os.replace(tmp_index, out / INDEX_NAME)
@@ -278,7 +247,7 @@ def publish_map(
             for t in (tmp_map, tmp_manifest, tmp_index):
                 if t is not None:
                     t.unlink(missing_ok=True)
-        _fsync_dir(out)
+        fsync_dir(out)
     logger.info("published %s (%.1f MB) into %s", fname, len(body) / 1e6, out)
     return out / fname
 

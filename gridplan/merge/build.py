@@ -37,7 +37,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import geopandas as gpd
@@ -45,6 +44,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from gridplan._clock import iso_utc
 from gridplan.errors import CRSError, InputError
 from gridplan.merge.basegrids import grid_sequence, partition_units
 from gridplan.merge.overlay import face_adjacency, overlay_faces
@@ -615,7 +615,7 @@ def merge_layers(
     inputs = {name: fingerprint_gdf(layers[name]) for name in sorted(layers)
               if name in used or name in ("towns", "buildings", "std_addresses")}
     meta = PlanMeta(plan_id=plan_id, parent_id=None,
-                    created_at=datetime.now(UTC).isoformat(timespec="seconds"), params=params,
+                    created_at=iso_utc(), params=params,
                     inputs=inputs, county_code=county_code, crs=crs.to_string(), h3_res=h3_res,
                     departments=tuple(depts), kind="merge")
     plan = Plan(atomic_units=atomic, base_grids=base, crosswalk=crosswalk, dept_fit=fit,

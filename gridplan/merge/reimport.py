@@ -129,9 +129,10 @@ def reimport_base_grids(
         The edited layer has no CRS.
 
     """
+    from gridplan._clock import iso_utc
     from gridplan.hexindex import build_h3_index
     from gridplan.layers import fingerprint
-    from gridplan.plans import Plan, new_plan_id, utc_now
+    from gridplan.plans import Plan, new_plan_id
 
     t0 = time.perf_counter()
     path = Path(edited_path)
@@ -400,7 +401,7 @@ def reimport_base_grids(
     meta = plan.meta.__class__(
         plan_id=new_plan_id(),
         parent_id=plan.meta.plan_id,
-        created_at=utc_now(),
+        created_at=iso_utc(),
         params={**params, "edited_from": path.name, "edited_layer": layer, "tolerance_m2": tolerance_m2},
         inputs={**plan.meta.inputs, "edited_base_grids": fingerprint(path)},
         county_code=plan.meta.county_code,

@@ -19,7 +19,6 @@ from gridplan.plans.model import (
     new_plan_id,
     numeric_column,
     text_column,
-    utc_now,
 )
 
 __all__ = [
@@ -34,6 +33,5 @@ __all__ = [
     "read_plan",
     "read_plan_meta",
     "text_column",
-    "utc_now",
     "write_plan",
 ]

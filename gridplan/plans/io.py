@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import uuid
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
 import pyogrio
 
+from gridplan._atomic import atomic_path, check_output_path
 from gridplan.errors import InputError
-
-# Diff and re-import live in a private module (file size); imported last because they use Plan.
 from gridplan.plans.model import _PLACEHOLDER, _SPATIAL, META_LAYER, PLAN_LAYERS, Plan, PlanMeta
 
 logger = logging.getLogger(__name__)
@@ -77,15 +74,15 @@ def write_plan(plan: Plan, path: str | Path, *, overwrite: bool = False) -> Path
 
     Notes
     -----
-    All layers go to ``.<name>.<random>.tmp.gpkg`` next to *path*, which then replaces *path*
-    with ``os.replace``; on any failure the temporary file is removed and *path* is untouched.
+    All layers go to a temporary file next to *path*, which then replaces *path*
+    (:func:`gridplan._atomic.atomic_path`); on any failure the temporary file is removed and *path*
+    is untouched.
 
     """
     path = Path(path)
     if path.suffix.lower() != ".gpkg":
         raise InputError("a plan must be written to a .gpkg file", file=path)
-    if not path.parent.is_dir():
-        raise InputError("folder does not exist; create it first", file=path.parent)
+    check_output_path(path)
     if path.exists() and not overwrite:
         try:
             existing = read_plan_meta(path).plan_id
@@ -104,26 +101,16 @@ def write_plan(plan: Plan, path: str | Path, *, overwrite: bool = False) -> Path
     for name in extra:
         if name in PLAN_LAYERS or name == META_LAYER or not name.isidentifier():
             raise InputError(f"extra table name {name!r} clashes with a plan layer or is not a valid name")
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp.gpkg")
     # SQLite syncs after every layer by default (~5x slower); the temp file is synced once instead
     previous = pyogrio.get_gdal_config_option("OGR_SQLITE_SYNCHRONOUS")
     pyogrio.set_gdal_config_options({"OGR_SQLITE_SYNCHRONOUS": "OFF"})
     try:
-        for name, frame in layers.items():
-            _write_layer(tmp, name, frame, crs=plan.meta.crs)
-        _write_layer(tmp, META_LAYER, plan.meta.to_table(extra_tables=extra), crs=plan.meta.crs)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            for name, frame in layers.items():
+                _write_layer(tmp, name, frame, crs=plan.meta.crs)
+            _write_layer(tmp, META_LAYER, plan.meta.to_table(extra_tables=extra), crs=plan.meta.crs)
     finally:
         pyogrio.set_gdal_config_options({"OGR_SQLITE_SYNCHRONOUS": previous})
-        for leftover in (
-            tmp,
-            tmp.with_name(tmp.name + "-journal"),
-            tmp.with_name(tmp.name + "-wal"),
-            tmp.with_name(tmp.name + "-shm"),
-        ):
-            leftover.unlink(missing_ok=True)
     logger.info(
         "wrote plan %s (%s, %d base grids, %d atomic units) to %s",
         plan.meta.plan_id,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import uuid
 from dataclasses import dataclass, field, replace
@@ -13,6 +12,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from gridplan._clock import compact_stamp
 from gridplan.errors import InputError
 
 # Diff and re-import live in a private module (file size); imported last because they use Plan.
@@ -214,11 +214,7 @@ def new_plan_id() -> str:
     True
 
     """
-    return f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-
-def utc_now() -> str:
-    """Return the current UTC time as ISO 8601 (seconds), e.g. ``2025-06-01T08:00:00Z``."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{compact_stamp()}-{uuid.uuid4().hex[:8]}"
 
 def _to_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)

@@ -34,6 +34,7 @@ import pyarrow.csv as pcsv
 import pyogrio
 import shapely
 
+from gridplan._atomic import atomic_path, write_text
 from gridplan.errors import InputError
 from gridplan.sample import dept as dept_mod
 from gridplan.sample import events as ev_mod
@@ -493,9 +494,8 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
         if pa.types.is_boolean(table.schema.field(name).type):
             text = pc.if_else(table.column(name), "True", "False")
             table = table.set_column(i, name, text)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pcsv.write_csv(table, tmp, write_options=pcsv.WriteOptions(quoting_style="needed"))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pcsv.write_csv(table, tmp, write_options=pcsv.WriteOptions(quoting_style="needed"))
 
 
 def write_sample(out_dir: str | os.PathLike[str], *, scale: Scale = "small", seed: int = 0) -> Path:
@@ -534,19 +534,14 @@ def write_sample(out_dir: str | os.PathLike[str], *, scale: Scale = "small", see
     sample = build_sample(scale=scale, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     gpkg = out / "layers.gpkg"
-    tmp = out / ".layers.tmp.gpkg"
-    if tmp.exists():
-        tmp.unlink()
-    for name in LAYER_ORDER:
-        pyogrio.write_dataframe(sample.layers[name], tmp, layer=name, driver="GPKG", use_arrow=True)
-    os.replace(tmp, gpkg)
+    with atomic_path(gpkg) as tmp:
+        for name in LAYER_ORDER:
+            pyogrio.write_dataframe(sample.layers[name], tmp, layer=name, driver="GPKG", use_arrow=True)
     _write_csv(sample.cases, out / "cases.csv")
     _write_csv(sample.hazards, out / "hazards.csv")
     _write_csv(sample.truth_cases, out / "truth_cases.csv")
     _write_csv(sample.truth_hazards, out / "truth_hazards.csv")
-    mtmp = out / ".manifest.json.tmp"
-    mtmp.write_text(json.dumps(sample.manifest, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(mtmp, out / "manifest.json")
+    write_text(json.dumps(sample.manifest, ensure_ascii=False, indent=1), out / "manifest.json")
     c = sample.manifest["counts"]
     logger.info(
         "wrote sample city %s (seed %d) to %s: %d towns, %d communities, %d addresses, %d cases, "

@@ -20,22 +20,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from gridplan._clock import utc_now
 from gridplan.errors import InputError, NotFoundError, StoreError
 from gridplan.store.base import check_layer_name
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JOB_STATES", "ROLES", "MetaStore", "is_postgres_url", "utc_now"]
+__all__ = ["JOB_STATES", "ROLES", "MetaStore", "is_postgres_url"]
 
 #: Roles a user can hold (PRODUCT §3.8).
 ROLES: tuple[str, ...] = ("planner", "analyst", "leader", "admin")
 #: Job life cycle.
 JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed")
 
-
-def utc_now() -> dt.datetime:
-    """Return the current UTC time, timezone-aware, to the second."""
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def is_postgres_url(target: str | Path) -> bool:

@@ -5,14 +5,12 @@ One file per layer keeps writes atomic with nothing more than a temp file and ``
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import geopandas as gpd
-import pyogrio
 
 from gridplan.errors import InputError, NotFoundError
+from gridplan.layers import write_layers
 from gridplan.store.base import LayerStore, check_layer_name
 
 
@@ -28,19 +26,11 @@ class WorkspaceStore(LayerStore):
         return self.layer_dir / f"{check_layer_name(name)}.gpkg"
 
     def write_layer(self, gdf: gpd.GeoDataFrame, name: str) -> None:
-        """Write *gdf* to a temp GeoPackage beside the target, then rename it into place."""
+        """Write *gdf* as its own GeoPackage (atomically: :func:`gridplan.layers.write_layers`)."""
         path = self._path(name)
         if gdf.crs is None:
             raise InputError("layer has no CRS; set one before storing it", layer=name)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".gpkg", dir=self.layer_dir)
-        os.close(fd)
-        os.unlink(tmp)
-        try:
-            pyogrio.write_dataframe(gdf, tmp, layer=name, driver="GPKG")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_layers({name: gdf}, path)
 
     def read_layer(self, name: str) -> gpd.GeoDataFrame:
         """Read the layer *name*."""
