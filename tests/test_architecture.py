@@ -150,3 +150,30 @@ def test_the_graph_sees_every_import_form() -> None:
     assert "gridplan.plans" in GRAPH["gridplan.hexindex"]  # imported under TYPE_CHECKING
     assert "gridplan.crs" in GRAPH["gridplan.validate"]  # ``from gridplan import crs``
     assert "gridplan.cli.merge" in GRAPH["gridplan.cli"]  # ``from gridplan.cli import merge``
+
+
+#: Size limits of a readable room (STYLE.md): a module past this is two rooms, a function past
+#: this wants its steps named as functions of their own.
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 80
+
+
+def _function_lengths(path: Path) -> list[tuple[str, int]]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            first = body[0]
+            has_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and len(body) > 1
+            start = body[1].lineno if has_doc else first.lineno
+            out.append((node.name, (node.end_lineno or start) - start + 1))
+    return out
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_rooms_stay_readable(module: str) -> None:
+    path = MODULES[module]
+    n = len(path.read_text(encoding="utf-8").splitlines())
+    assert n <= MAX_MODULE_LINES, f"{module}: {n} lines; split it into rooms of at most {MAX_MODULE_LINES}"
+    long = [f"{name} ({k} lines)" for name, k in _function_lengths(path) if k > MAX_FUNCTION_LINES]
+    assert not long, f"{module}: functions over {MAX_FUNCTION_LINES} lines (docstring excluded): {', '.join(long)}"
