@@ -170,10 +170,51 @@ def _function_lengths(path: Path) -> list[tuple[str, int]]:
     return out
 
 
+#: Debt being paid off (issue 11): rooms that were past the limits when the limits came in, with
+#: the size they had then.  A listed room may only shrink; once it is within the limits it must
+#: leave this list (the test says so), and no room may join it.
+OVERSIZED: dict[str, tuple[int | None, dict[str, int]]] = {
+    "gridplan.api.app": (None, {"create_app": 152}),
+    "gridplan.api.routes_data": (None, {"register": 305}),
+    "gridplan.balance.proposal": (None, {"build_proposal_plan": 152}),
+    "gridplan.balance.rebalance": (None, {"rebalance": 247}),
+    "gridplan.balance.search": (None, {"run_round": 232}),
+    "gridplan.cli.maps": (None, {"publish": 146}),
+    "gridplan.crs": (621, {}),
+    "gridplan.geocode.geocoder": (None, {"from_layers": 81, "geocode": 83}),
+    "gridplan.geocode.match": (None, {"_road_candidates": 116, "_resolve_candidates": 117}),
+    "gridplan.hexindex": (799, {"build_h3_index": 97}),
+    "gridplan.maps.builders": (715, {"hotspot_map": 86, "cases_map": 88}),
+    "gridplan.merge.basegrids": (None, {"_repair": 84}),
+    "gridplan.merge.build": (674, {"merge_layers": 334}),
+    "gridplan.merge.reimport": (None, {"reimport_base_grids": 300}),
+    "gridplan.plans.diff": (None, {"diff_plans": 145}),
+    "gridplan.sample.city": (None, {"build_sample": 162}),
+    "gridplan.sample.dept": (None, {"_plant": 136}),
+    "gridplan.validate": (None, {"validate_layer": 110}),
+}
+
+
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_rooms_stay_readable(module: str) -> None:
     path = MODULES[module]
     n = len(path.read_text(encoding="utf-8").splitlines())
-    assert n <= MAX_MODULE_LINES, f"{module}: {n} lines; split it into rooms of at most {MAX_MODULE_LINES}"
-    long = [f"{name} ({k} lines)" for name, k in _function_lengths(path) if k > MAX_FUNCTION_LINES]
+    debt_lines, debt_funcs = OVERSIZED.get(module, (None, {}))
+    limit = max(MAX_MODULE_LINES, debt_lines or 0)
+    assert n <= limit, f"{module}: {n} lines; split it into rooms of at most {MAX_MODULE_LINES}"
+    lengths = dict(_function_lengths(path))
+    long = [
+        f"{name} ({k} lines)"
+        for name, k in lengths.items()
+        if k > max(MAX_FUNCTION_LINES, debt_funcs.get(name, 0))
+    ]
     assert not long, f"{module}: functions over {MAX_FUNCTION_LINES} lines (docstring excluded): {', '.join(long)}"
+    if module in OVERSIZED:
+        paid = (debt_lines is None or n <= MAX_MODULE_LINES) and all(
+            lengths.get(name, 0) <= MAX_FUNCTION_LINES for name in debt_funcs
+        )
+        assert not paid, f"{module} is within the limits now: take it off OVERSIZED"
+        stale = [name for name in debt_funcs if lengths.get(name, 0) <= MAX_FUNCTION_LINES]
+        assert not stale, f"{module}: {', '.join(stale)} within {MAX_FUNCTION_LINES} lines now: take off OVERSIZED"
+        if debt_lines is not None:
+            assert n > MAX_MODULE_LINES, f"{module}: {n} lines now: set its OVERSIZED line count to None"
