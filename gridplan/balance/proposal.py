@@ -18,12 +18,13 @@ import shapely
 
 from gridplan.balance.graph import polsby_popper
 from gridplan.merge import crosswalk_from_units
+from gridplan.plans import Plan
 
 _STATS = ("households", "residents", "floating_residents", "rental_rooms", "addresses")
 
 
 def build_proposal_plan(
-    plan: Any,
+    plan: Plan,
     *,
     grid_of_new: np.ndarray,
     codes: np.ndarray,
@@ -36,9 +37,6 @@ def build_proposal_plan(
     params: dict[str, Any],
 ) -> tuple[Any, np.ndarray | None, np.ndarray]:
     """Build the proposed plan; also return the compactness of the input and proposed grids (per code)."""
-    from gridplan._clock import iso_utc
-    from gridplan.plans import Plan, PlanMeta, new_plan_id
-
     hmin, hmax = households_band
     au = plan.atomic_units.copy()
     new_code = np.where(grid_of_new >= 0, codes[np.maximum(grid_of_new, 0)], "")
@@ -166,25 +164,14 @@ def build_proposal_plan(
         )
         qa = pd.concat([qa, new_qa], ignore_index=True) if len(qa) else new_qa
     qa = gpd.GeoDataFrame(qa, geometry="geometry", crs=bg.crs) if "geometry" in qa else qa
-    new_meta = PlanMeta(
-        plan_id=new_plan_id(),
-        parent_id=meta.plan_id,
-        created_at=iso_utc(),
-        params={**{k: v for k, v in (meta.params or {}).items() if k != "summary"}, "balance": params},
-        inputs=dict(meta.inputs or {}),
-        county_code=meta.county_code,
-        crs=meta.crs,
-        h3_res=meta.h3_res,
-        departments=tuple(meta.departments),
+    out = plan.derive(
         kind="proposal",
-    )
-    out = Plan(
+        params={**{k: v for k, v in (meta.params or {}).items() if k != "summary"}, "balance": params},
         atomic_units=au,
         base_grids=bg,
         crosswalk=cw,
         dept_fit=fit,
         h3_cells=h3_cells,
         qa_issues=qa,
-        meta=new_meta,
     )
     return out, pp_before, pp_after

@@ -129,10 +129,8 @@ def reimport_base_grids(
         The edited layer has no CRS.
 
     """
-    from gridplan._clock import iso_utc
     from gridplan.hexindex import build_h3_index
     from gridplan.layers import fingerprint
-    from gridplan.plans import Plan, new_plan_id
 
     t0 = time.perf_counter()
     path = Path(edited_path)
@@ -398,32 +396,23 @@ def reimport_base_grids(
 
     crosswalk, fit = crosswalk_from_units(new_units, plan.meta.departments)
     h3_cells = build_h3_index(grids, res=plan.meta.h3_res)
-    meta = plan.meta.__class__(
-        plan_id=new_plan_id(),
-        parent_id=plan.meta.plan_id,
-        created_at=iso_utc(),
+    new_plan = plan.derive(
+        kind="edit",
         params={**params, "edited_from": path.name, "edited_layer": layer, "tolerance_m2": tolerance_m2},
         inputs={**plan.meta.inputs, "edited_base_grids": fingerprint(path)},
-        county_code=plan.meta.county_code,
         crs=crs,
-        h3_res=plan.meta.h3_res,
-        departments=plan.meta.departments,
-        kind="edit",
-    )
-    new_plan = Plan(
         atomic_units=new_units,
         base_grids=grids,
         crosswalk=crosswalk,
         dept_fit=fit,
         h3_cells=h3_cells,
         qa_issues=qa,
-        meta=meta,
     )
     logger.info(
         "re-imported %d edited base grids from %s as plan %s (%d new codes, %d QA rows) in %.1f s",
         n,
         path.name,
-        meta.plan_id,
+        new_plan.meta.plan_id,
         int(need.sum()),
         len(new_qa),
         time.perf_counter() - t0,

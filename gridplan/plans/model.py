@@ -6,18 +6,17 @@ import json
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from gridplan._clock import compact_stamp
+from gridplan._clock import compact_stamp, iso_utc
 from gridplan.errors import InputError
 
-# Diff and re-import live in a private module (file size); imported last because they use Plan.
-
-
+#: What made a plan version: a fresh merge, a re-imported planner edit, a ``balance`` proposal.
+PlanKind = Literal["merge", "edit", "proposal"]
 
 #: Layers every plan file holds (besides ``plan_meta``), in file order.
 PLAN_LAYERS: tuple[str, ...] = (
@@ -78,7 +77,7 @@ class PlanMeta:
     crs: str = "EPSG:4547"
     h3_res: int = 10
     departments: tuple[str, ...] = ()
-    kind: str = "merge"
+    kind: PlanKind = "merge"
 
     def to_table(self, *, extra_tables: tuple[str, ...] = ()) -> pd.DataFrame:
         """Return the ``plan_meta`` key/value table (all values text; dicts and lists as JSON).
@@ -136,7 +135,7 @@ class PlanMeta:
             crs=kv.get("crs") or "EPSG:4547",
             h3_res=h3_res,
             departments=departments,
-            kind=kv.get("kind") or "merge",
+            kind=_plan_kind(kv.get("kind") or "merge", file),
         )
 
 @dataclass(frozen=True)
@@ -189,6 +188,54 @@ class Plan:
         """Return a copy with some :class:`PlanMeta` fields replaced (tables shared, not copied)."""
         return replace(self, meta=replace(self.meta, **changes))
 
+    def derive(
+        self,
+        *,
+        kind: PlanKind,
+        params: dict[str, Any],
+        inputs: dict[str, str] | None = None,
+        crs: str | None = None,
+        **tables: pd.DataFrame,
+    ) -> Plan:
+        """Return a child version of this plan: new tables, a fresh ``plan_id``, this plan as parent.
+
+        Parameters
+        ----------
+        kind
+            What made the child (``"edit"`` for a re-imported edit, ``"proposal"`` for ``balance``).
+        params
+            The child's parameters (the parent's are not carried over: pass what should stay).
+        inputs
+            Input fingerprints (default: the parent's).
+        crs
+            The child's CRS (default: the parent's).
+        **tables
+            Replaced tables by field name (``atomic_units``, ``base_grids``, ``crosswalk``,
+            ``dept_fit``, ``h3_cells``, ``qa_issues``); the others are the parent's.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> empty = pd.DataFrame()
+        >>> meta = PlanMeta("p1", None, "2026-01-01T00:00:00Z")
+        >>> parent = Plan(empty, empty, empty, empty, empty, empty, meta)
+        >>> child = parent.derive(kind="edit", params={"why": "test"}, qa_issues=pd.DataFrame({"a": [1]}))
+        >>> (child.meta.parent_id, child.meta.kind, len(child.qa_issues), child.meta.plan_id != "p1")
+        ('p1', 'edit', 1, True)
+
+        """
+        meta = replace(
+            self.meta,
+            plan_id=new_plan_id(),
+            parent_id=self.meta.plan_id,
+            created_at=iso_utc(),
+            params=dict(params),
+            inputs=dict(self.meta.inputs if inputs is None else inputs),
+            crs=self.meta.crs if crs is None else crs,
+            kind=kind,
+        )
+        return replace(self, meta=meta, extra_tables={}, **tables)
+
 #: Per-unit counts that a diff reports as moved.
 UNIT_STATS = ("households", "residents", "floating_residents", "rental_rooms", "addresses")
 
@@ -202,6 +249,17 @@ def numeric_column(df: pd.DataFrame, col: str) -> np.ndarray:
 def text_column(df: pd.DataFrame, col: str) -> np.ndarray:
     """Return column *col* as an object array of text (missing values: ``""``)."""
     return df[col].astype(object).where(df[col].notna(), "").astype(str).to_numpy(dtype=object)
+
+
+def _plan_kind(value: str, file: str | Path | None) -> PlanKind:
+    if value not in get_args(PlanKind):
+        raise InputError(
+            f"plan_meta: unknown plan kind {value!r} (expected one of {', '.join(get_args(PlanKind))})",
+            file=file,
+            layer=META_LAYER,
+            field="kind",
+        )
+    return cast(PlanKind, value)
 
 
 def new_plan_id() -> str:
