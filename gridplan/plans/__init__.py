@@ -23,10 +23,10 @@ from gridplan.plans.model import (
 
 __all__ = [
     "PLAN_LAYERS",
+    "UNIT_STATS",
     "Plan",
     "PlanDiff",
     "PlanMeta",
-    "UNIT_STATS",
     "diff_plans",
     "new_plan_id",
     "numeric_column",

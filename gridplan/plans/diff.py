@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,8 +14,10 @@ import shapely
 from gridplan.errors import CRSError
 from gridplan.plans.model import numeric_column, text_column
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from gridplan.plans.model import Plan
 
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,126 @@ class PlanDiff:
     moves: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
 
-def diff_plans(old: Any, new: Any, *, tolerance_m2: float = 1.0) -> PlanDiff:
+
+#: Columns of :attr:`PlanDiff.grids`, and the order of its ``change`` values.
+_GRID_COLUMNS = [
+    "grid_code",
+    "old_code",
+    "new_code",
+    "change",
+    "area_old_m2",
+    "area_new_m2",
+    "changed_area_m2",
+    "households_old",
+    "households_new",
+]
+_CHANGE_ORDER = {"added": 0, "removed": 1, "reshaped": 2, "recoded": 3, "unchanged": 4}
+
+
+@dataclass(frozen=True)
+class _Grids:
+    """One plan's base grids as arrays: code, geometry, area, households."""
+
+    code: np.ndarray
+    geom: np.ndarray
+    area: np.ndarray
+    households: np.ndarray
+
+    @classmethod
+    def of(cls, grids: pd.DataFrame) -> _Grids:
+        geom = np.asarray(grids.geometry.values, dtype=object)
+        return cls(
+            text_column(grids, "grid_code"), geom, shapely.area(geom), numeric_column(grids, "households")
+        )
+
+    def pick(self, idx: np.ndarray, values: np.ndarray, absent: Any) -> np.ndarray:
+        """``values[idx]`` where ``idx >= 0``, *absent* where ``idx == -1``."""
+        out = np.full(len(idx), absent, dtype=values.dtype)
+        have = idx >= 0
+        out[have] = values[idx[have]]
+        return out
+
+
+def _grid_rows(
+    old: _Grids, new: _Grids, oi: np.ndarray, nj: np.ndarray, change: Any, changed: np.ndarray
+) -> pd.DataFrame:
+    """Rows of the grid table for old grids *oi* paired with new grids *nj* (``-1``: none)."""
+    old_code, new_code = old.pick(oi, old.code, ""), new.pick(nj, new.code, "")
+    return pd.DataFrame(
+        {
+            "grid_code": np.where(nj >= 0, new_code, old_code),
+            "old_code": old_code,
+            "new_code": new_code,
+            "change": change,
+            "area_old_m2": old.pick(oi, old.area, 0.0),
+            "area_new_m2": new.pick(nj, new.area, 0.0),
+            "changed_area_m2": changed,
+            "households_old": old.pick(oi, old.households, 0.0),
+            "households_new": new.pick(nj, new.households, 0.0),
+        },
+        columns=_GRID_COLUMNS,
+    )
+
+
+def _same_shapes(old: _Grids, new: _Grids, tolerance_m2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Old grid → new grid of (nearly) the same shape, ``-1`` if none; and their symmetric difference.
+
+    Candidates are the new grids holding the old grid's representative point; each grid pairs at
+    most once, the closest shapes first.
+    """
+    match_new = np.full(len(old.code), -1, dtype=np.int64)
+    match_sd = np.full(len(old.code), np.nan)
+    if len(old.code) and len(new.code):
+        tree = shapely.STRtree(new.geom)
+        oi, ni = tree.query(shapely.point_on_surface(old.geom), predicate="intersects")
+        sd = shapely.area(shapely.symmetric_difference(old.geom[oi], new.geom[ni]))
+        ok = sd <= tolerance_m2
+        pairs = pd.DataFrame({"o": oi[ok], "n": ni[ok], "sd": sd[ok]}).sort_values("sd", kind="stable")
+        pairs = pairs.drop_duplicates("o").drop_duplicates("n")
+        match_new[pairs["o"].to_numpy()] = pairs["n"].to_numpy()
+        match_sd[pairs["o"].to_numpy()] = pairs["sd"].to_numpy()
+    return match_new, match_sd
+
+
+def _grid_changes(old: _Grids, new: _Grids, tolerance_m2: float) -> pd.DataFrame:
+    """Build the grid table: same shape (unchanged/recoded), same code (reshaped), removed, added."""
+    match_new, match_sd = _same_shapes(old, new, tolerance_m2)
+    same = np.flatnonzero(match_new >= 0)
+    kept = match_new[same]
+    frames = [
+        _grid_rows(
+            old,
+            new,
+            same,
+            kept,
+            np.where(old.code[same] == new.code[kept], "unchanged", "recoded"),
+            match_sd[same],
+        )
+    ]
+    rest_old = np.flatnonzero(match_new < 0)
+    matched_new = np.zeros(len(new.code), dtype=bool)
+    matched_new[kept] = True
+    rest_new = np.flatnonzero(~matched_new)
+    by_code = {new.code[j]: j for j in rest_new}
+    partner = np.array([by_code.get(c, -1) for c in old.code[rest_old]], dtype=np.int64)
+    ro, rn = rest_old[partner >= 0], partner[partner >= 0]
+    reshaped = shapely.area(shapely.symmetric_difference(old.geom[ro], new.geom[rn]))
+    frames.append(_grid_rows(old, new, ro, rn, "reshaped", reshaped))
+    gone = rest_old[partner < 0]
+    frames.append(_grid_rows(old, new, gone, np.full(len(gone), -1), "removed", old.area[gone]))
+    born = rest_new[~np.isin(rest_new, rn)]
+    frames.append(_grid_rows(old, new, np.full(len(born), -1), born, "added", new.area[born]))
+    grids = pd.concat(frames, ignore_index=True)
+    grids = grids.assign(_o=grids["change"].map(_CHANGE_ORDER)).sort_values(
+        ["_o", "grid_code"], kind="stable"
+    )
+    grids = grids.drop(columns="_o").reset_index(drop=True)
+    for c in ("grid_code", "old_code", "new_code", "change"):
+        grids[c] = grids[c].astype(object)
+    return grids
+
+
+def diff_plans(old: Plan, new: Plan, *, tolerance_m2: float = 1.0) -> PlanDiff:
     """Compare two plan versions: grids added/removed/reshaped/recoded and what moved grid.
 
     Parameters
@@ -72,118 +193,9 @@ def diff_plans(old: Any, new: Any, *, tolerance_m2: float = 1.0) -> PlanDiff:
             f"plans are in different CRSs ({og.crs.to_string()} vs {ng.crs.to_string()}); "
             "reproject one of them"
         )
-    ocode, ncode = text_column(og, "grid_code"), text_column(ng, "grid_code")
-    ogeom = np.asarray(og.geometry.values, dtype=object)
-    ngeom = np.asarray(ng.geometry.values, dtype=object)
-    oarea, narea = shapely.area(ogeom), shapely.area(ngeom)
-
-    # 1. same shapes: a new grid holding the old grid's representative point, nearly equal
-    match_new = np.full(len(og), -1, dtype=np.int64)
-    match_sd = np.full(len(og), np.nan)
-    if len(og) and len(ng):
-        tree = shapely.STRtree(ngeom)
-        oi, ni = tree.query(shapely.point_on_surface(ogeom), predicate="intersects")
-        sd = shapely.area(shapely.symmetric_difference(ogeom[oi], ngeom[ni]))
-        ok = sd <= tolerance_m2
-        pairs = pd.DataFrame({"o": oi[ok], "n": ni[ok], "sd": sd[ok]}).sort_values("sd", kind="stable")
-        pairs = pairs.drop_duplicates("o").drop_duplicates("n")
-        match_new[pairs["o"].to_numpy()] = pairs["n"].to_numpy()
-        match_sd[pairs["o"].to_numpy()] = pairs["sd"].to_numpy()
-    matched_new = np.zeros(len(ng), dtype=bool)
-    matched_new[match_new[match_new >= 0]] = True
-
-    rows: list[dict[str, Any]] = []
-    ohh, nhh = numeric_column(og, "households"), numeric_column(ng, "households")
-    for i in np.flatnonzero(match_new >= 0):
-        j = match_new[i]
-        rows.append(
-            {
-                "grid_code": ncode[j],
-                "old_code": ocode[i],
-                "new_code": ncode[j],
-                "change": "unchanged" if ocode[i] == ncode[j] else "recoded",
-                "area_old_m2": oarea[i],
-                "area_new_m2": narea[j],
-                "changed_area_m2": match_sd[i],
-                "households_old": ohh[i],
-                "households_new": nhh[j],
-            }
-        )
-    # 2. same code, different shape
-    rest_old = np.flatnonzero(match_new < 0)
-    rest_new = np.flatnonzero(~matched_new)
-    new_pos = {ncode[j]: j for j in rest_new}
-    used_new: set[int] = set()
-    reshaped_o = [i for i in rest_old if ocode[i] in new_pos]
-    if reshaped_o:
-        ro = np.asarray(reshaped_o)
-        rn = np.asarray([new_pos[ocode[i]] for i in reshaped_o])
-        sd = shapely.area(shapely.symmetric_difference(ogeom[ro], ngeom[rn]))
-        for i, j, s in zip(ro.tolist(), rn.tolist(), sd.tolist(), strict=True):
-            used_new.add(j)
-            rows.append(
-                {
-                    "grid_code": ncode[j],
-                    "old_code": ocode[i],
-                    "new_code": ncode[j],
-                    "change": "reshaped",
-                    "area_old_m2": oarea[i],
-                    "area_new_m2": narea[j],
-                    "changed_area_m2": s,
-                    "households_old": ohh[i],
-                    "households_new": nhh[j],
-                }
-            )
-    # 3. the rest
-    for i in rest_old:
-        if ocode[i] not in new_pos:
-            rows.append(
-                {
-                    "grid_code": ocode[i],
-                    "old_code": ocode[i],
-                    "new_code": "",
-                    "change": "removed",
-                    "area_old_m2": oarea[i],
-                    "area_new_m2": 0.0,
-                    "changed_area_m2": oarea[i],
-                    "households_old": ohh[i],
-                    "households_new": 0.0,
-                }
-            )
-    for j in rest_new:
-        if j not in used_new:
-            rows.append(
-                {
-                    "grid_code": ncode[j],
-                    "old_code": "",
-                    "new_code": ncode[j],
-                    "change": "added",
-                    "area_old_m2": 0.0,
-                    "area_new_m2": narea[j],
-                    "changed_area_m2": narea[j],
-                    "households_old": 0.0,
-                    "households_new": nhh[j],
-                }
-            )
-    cols = [
-        "grid_code",
-        "old_code",
-        "new_code",
-        "change",
-        "area_old_m2",
-        "area_new_m2",
-        "changed_area_m2",
-        "households_old",
-        "households_new",
-    ]
-    grids = pd.DataFrame(rows, columns=cols)
-    order = {"added": 0, "removed": 1, "reshaped": 2, "recoded": 3, "unchanged": 4}
-    grids = grids.assign(_o=grids["change"].map(order)).sort_values(["_o", "grid_code"], kind="stable")
-    grids = grids.drop(columns="_o").reset_index(drop=True)
-    for c in ("grid_code", "old_code", "new_code", "change"):
-        grids[c] = grids[c].astype(object)
-
-    recode = {r.old_code: r.new_code for r in grids.itertuples() if r.change == "recoded"}
+    grids = _grid_changes(_Grids.of(og), _Grids.of(ng), tolerance_m2)
+    recoded = grids[grids["change"] == "recoded"]
+    recode = dict(zip(recoded["old_code"], recoded["new_code"], strict=True))
     moves, method = _moves(old, new, recode, tolerance_m2=tolerance_m2)
     counts = grids["change"].value_counts()
     summary: dict[str, Any] = {
@@ -191,7 +203,7 @@ def diff_plans(old: Any, new: Any, *, tolerance_m2: float = 1.0) -> PlanDiff:
         "new_plan_id": new.meta.plan_id,
         "grids_old": len(og),
         "grids_new": len(ng),
-        **{k: int(counts.get(k, 0)) for k in order},
+        **{k: int(counts.get(k, 0)) for k in _CHANGE_ORDER},
         "units_moved": int(moves["unit_id"].nunique()),
         "households_moved": float(moves["households"].sum()),
         "residents_moved": float(moves["residents"].sum()),
@@ -211,56 +223,76 @@ def diff_plans(old: Any, new: Any, *, tolerance_m2: float = 1.0) -> PlanDiff:
     )
     return PlanDiff(grids=grids, moves=moves, summary=summary)
 
-def _moves(old: Any, new: Any, recode: dict[str, str], *, tolerance_m2: float) -> tuple[pd.DataFrame, str]:
+
+_MOVE_COLUMNS = [
+    "unit_id",
+    "from_grid",
+    "to_grid",
+    "share",
+    "area_m2",
+    "households",
+    "residents",
+    "addresses",
+]
+
+
+def _moves(old: Plan, new: Plan, recode: dict[str, str], *, tolerance_m2: float) -> tuple[pd.DataFrame, str]:
+    """Units that changed grid: whole units when both plans share their units, else area shares."""
     ou, nu = old.atomic_units, new.atomic_units
-    cols = ["unit_id", "from_grid", "to_grid", "share", "area_m2", "households", "residents", "addresses"]
-    same_units = False
     if "unit_id" in ou.columns and "unit_id" in nu.columns and len(ou) == len(nu):
         a = ou.set_index(ou["unit_id"].astype(str))
         b = nu.set_index(nu["unit_id"].astype(str))
         if a.index.is_unique and set(a.index) == set(b.index):
             b = b.loc[a.index]
-            same_units = bool(
-                np.allclose(
-                    shapely.area(a.geometry.values), shapely.area(b.geometry.values), atol=tolerance_m2
-                )
-            )
-    if same_units:
-        frm = text_column(a, "base_grid_code")
-        to = text_column(b, "base_grid_code")
-        frm_new = np.array([recode.get(c, c) for c in frm], dtype=object)
-        moved = frm_new != to
-        df = pd.DataFrame(
-            {
-                "unit_id": a.index.to_numpy(dtype=object)[moved],
-                "from_grid": frm_new[moved],
-                "to_grid": to[moved],
-                "share": 1.0,
-                "area_m2": shapely.area(a.geometry.values)[moved],
-                "households": numeric_column(a, "households")[moved],
-                "residents": numeric_column(a, "residents")[moved],
-                "addresses": numeric_column(a, "addresses")[moved],
-            },
-            columns=cols,
-        )
-        return df.sort_values("unit_id", kind="stable").reset_index(drop=True), "units"
-    # different unit sets: spread each old unit over the new grids by area
+            if np.allclose(
+                shapely.area(a.geometry.values), shapely.area(b.geometry.values), atol=tolerance_m2
+            ):
+                return _unit_moves(a, b, recode), "units"
+    return _area_moves(ou, new.base_grids, recode, tolerance_m2=tolerance_m2), "area"
+
+
+def _unit_moves(a: pd.DataFrame, b: pd.DataFrame, recode: dict[str, str]) -> pd.DataFrame:
+    """List the units whose grid changed, the same units in both plans (*a*, *b* indexed alike)."""
+    frm = np.array([recode.get(c, c) for c in text_column(a, "base_grid_code")], dtype=object)
+    to = text_column(b, "base_grid_code")
+    moved = frm != to
+    df = pd.DataFrame(
+        {
+            "unit_id": a.index.to_numpy(dtype=object)[moved],
+            "from_grid": frm[moved],
+            "to_grid": to[moved],
+            "share": 1.0,
+            "area_m2": shapely.area(a.geometry.values)[moved],
+            "households": numeric_column(a, "households")[moved],
+            "residents": numeric_column(a, "residents")[moved],
+            "addresses": numeric_column(a, "addresses")[moved],
+        },
+        columns=_MOVE_COLUMNS,
+    )
+    return df.sort_values("unit_id", kind="stable").reset_index(drop=True)
+
+
+def _area_moves(
+    ou: pd.DataFrame, grids: pd.DataFrame, recode: dict[str, str], *, tolerance_m2: float
+) -> pd.DataFrame:
+    """Different unit sets: each old unit spread over the new grids by area (``""``: outside all)."""
     ugeom = np.asarray(ou.geometry.values, dtype=object)
     uarea = np.maximum(shapely.area(ugeom), 1e-12)
-    ngeom = np.asarray(new.base_grids.geometry.values, dtype=object)
-    ncode = text_column(new.base_grids, "grid_code")
+    ngeom = np.asarray(grids.geometry.values, dtype=object)
+    ncode = text_column(grids, "grid_code")
     frm = np.array([recode.get(c, c) for c in text_column(ou, "base_grid_code")], dtype=object)
-    tree = shapely.STRtree(ngeom)
-    ui, gi = tree.query(ugeom, predicate="intersects")
+    ui, gi = shapely.STRtree(ngeom).query(ugeom, predicate="intersects")
     inter = shapely.area(shapely.intersection(ugeom[ui], ngeom[gi]))
     keep = inter > 0
     ui, gi, inter = ui[keep], gi[keep], inter[keep]
-    covered = np.bincount(ui, inter, len(ou))
-    parts = pd.DataFrame({"u": ui, "to_grid": ncode[gi], "area_m2": inter})
-    lost = uarea - covered
+    lost = uarea - np.bincount(ui, inter, len(ou))
     outside = np.flatnonzero(lost > tolerance_m2)
     parts = pd.concat(
-        [parts, pd.DataFrame({"u": outside, "to_grid": "", "area_m2": lost[outside]})], ignore_index=True
+        [
+            pd.DataFrame({"u": ui, "to_grid": ncode[gi], "area_m2": inter}),
+            pd.DataFrame({"u": outside, "to_grid": "", "area_m2": lost[outside]}),
+        ],
+        ignore_index=True,
     )
     parts = parts[parts["to_grid"].to_numpy(dtype=object) != frm[parts["u"].to_numpy()]]
     u = parts["u"].to_numpy()
@@ -276,7 +308,7 @@ def _moves(old: Any, new: Any, recode: dict[str, str], *, tolerance_m2: float) -
             "residents": numeric_column(ou, "residents")[u] * share,
             "addresses": numeric_column(ou, "addresses")[u] * share,
         },
-        columns=cols,
+        columns=_MOVE_COLUMNS,
     )
     df = df[df["area_m2"] > tolerance_m2]
-    return df.sort_values(["unit_id", "to_grid"], kind="stable").reset_index(drop=True), "area"
+    return df.sort_values(["unit_id", "to_grid"], kind="stable").reset_index(drop=True)
