@@ -183,7 +183,6 @@ OVERSIZED: dict[str, tuple[int | None, dict[str, int]]] = {
     "gridplan.geocode.geocoder": (None, {"from_layers": 81, "geocode": 83}),
     "gridplan.geocode.match": (None, {"_road_candidates": 116, "_resolve_candidates": 117}),
     "gridplan.hexindex": (799, {"build_h3_index": 97}),
-    "gridplan.maps.builders": (715, {"hotspot_map": 86, "cases_map": 88}),
     "gridplan.merge.basegrids": (None, {"_repair": 84}),
     "gridplan.merge.build": (674, {"merge_layers": 334}),
     "gridplan.merge.reimport": (None, {"reimport_base_grids": 300}),

@@ -1,6 +1,8 @@
 """Published maps for leaders: folium builders, offline assets, escaping, publishing (PRODUCT §3.7).
 
-* :mod:`gridplan.maps.builders` — GeoDataFrames in, ``folium.Map``/``DualMap`` out (no analysis).
+* :mod:`gridplan.maps.grid_maps` — base grids, departmental grids, QA, before/after (``DualMap``).
+* :mod:`gridplan.maps.event_maps` — heat raster, Gi* hot spots and emerging patterns, cases.
+  Both: GeoDataFrames in, ``folium.Map`` out, no analysis; shared rules in ``maps._layers``.
 * :mod:`gridplan.maps.escape` — the one place user strings are escaped for HTML and JavaScript.
 * :mod:`gridplan.maps.assets` — Leaflet and plugins inlined from the pinned npm packages.
 * :mod:`gridplan.maps.simplify` — topology-preserving display simplification, ~1 m coordinates.
@@ -9,24 +11,19 @@
 
 from __future__ import annotations
 
-from gridplan.maps.builders import (
-    EMERGING_PATTERNS,
-    GI_BINS,
-    MapOptions,
-    base_grid_map,
-    cases_map,
-    dept_grid_map,
-    dual_grid_map,
-    heatmap_map,
-    hotspot_map,
-    qa_map,
-)
+from gridplan.maps._layers import LayerStyle, MapOptions
+from gridplan.maps._palettes import CHANGE_KINDS, EMERGING_PATTERNS, GI_BINS, QA_ISSUES
 from gridplan.maps.escape import escape_html, js_json
+from gridplan.maps.event_maps import cases_map, heatmap_map, hotspot_map
+from gridplan.maps.grid_maps import base_grid_map, dept_grid_map, dual_grid_map, qa_map
 from gridplan.maps.publish import publish_map, read_manifest, render_html, slugify
 
 __all__ = [
+    "CHANGE_KINDS",
     "EMERGING_PATTERNS",
     "GI_BINS",
+    "QA_ISSUES",
+    "LayerStyle",
     "MapOptions",
     "base_grid_map",
     "cases_map",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import branca.colormap as bcm
@@ -48,6 +48,8 @@ class MapOptions:
         Display simplification tolerance in metres.
     decimals
         Decimal places of degrees kept (5 ≈ 1.1 m).
+    raster_max_pixels
+        Longest side of an embedded raster image (the heat map); larger rasters are resampled.
 
     """
 
@@ -56,6 +58,7 @@ class MapOptions:
     tile_attribution: str = "底图"
     tolerance_m: float = 3.0
     decimals: int = 5
+    raster_max_pixels: int = 2048
 
     def __post_init__(self) -> None:
         if self.tile_crs not in ("wgs84", "gcj02"):
@@ -355,66 +358,99 @@ def _step_legend(caption: str, cm: bcm.StepColormap) -> str:
     return legend_html(caption, rows)
 
 
-def _grid_layer(
-    m: folium.Map,
-    reg: Registry,
-    grids: gpd.GeoDataFrame,
-    *,
-    name: str,
-    color_by: str | None,
-    cmap: str,
-    key: str = "grids",
-    category_colors: Mapping[str, tuple[str, str]] | None = None,
-    category_col: str | None = None,
-    fields: Mapping[str, str] = GRID_FIELDS,
-    search: bool = True,
-    tooltip_field: str | None = "grid_code",
-    stroke: str | None = "#1f4e79",
-    show: bool = True,
-) -> str | None:
-    """Add a polygon layer with popups, tooltips, styling and search; returns its legend HTML."""
-    props = _escaped_columns(grids, fields)
+@dataclass(frozen=True)
+class LayerStyle:
+    """How :func:`_grid_layer` colours, labels and indexes a polygon layer.
+
+    Attributes
+    ----------
+    color_by
+        Numeric column for a quantile step colour ramp (``None``: one colour, or categories).
+    cmap
+        branca linear colormap name for *color_by*.
+    key
+        Registry key of the layer (what the page's JavaScript finds it by).
+    category_colors, category_col
+        ``value → (colour, label)`` and the column holding the value; wins over *color_by*.
+    fields
+        ``column → label`` shown in the popup (escaped).
+    search
+        Add a search box by ``grid_code``.
+    tooltip_field
+        Column shown on hover.
+    stroke
+        Outline colour (``None``: the fill colour).
+    show
+        Visible when the page opens.
+
+    """
+
+    color_by: str | None = None
+    cmap: str = "YlGnBu_09"
+    key: str = "grids"
+    category_colors: Mapping[str, tuple[str, str]] | None = None
+    category_col: str | None = None
+    fields: Mapping[str, str] = field(default_factory=lambda: dict(GRID_FIELDS))
+    search: bool = True
+    tooltip_field: str | None = "grid_code"
+    stroke: str | None = "#1f4e79"
+    show: bool = True
+
+
+def _fills(grids: gpd.GeoDataFrame, name: str, style: LayerStyle) -> tuple[list[str], str | None]:
+    """Fill colour per feature and the legend HTML (categories, a numeric ramp, or one colour)."""
     fill = np.full(len(grids), "#9ecae1", dtype=object)
     legend = None
-    if category_col is not None and category_colors is not None and category_col in grids.columns:
-        cats = grids[category_col].astype("string").fillna("").to_numpy()
-        known = dict(category_colors.items())
+    cat_col = style.category_col
+    if cat_col is not None and style.category_colors is not None and cat_col in grids.columns:
+        cats = grids[cat_col].astype("string").fillna("").to_numpy()
+        known = dict(style.category_colors.items())
         extra = [c for c in pd.unique(cats) if c not in known]
         for i, c in enumerate(extra):
             known[c] = (OTHER_COLORS[i % len(OTHER_COLORS)], c or "未知")
         fill = np.array([known[c][0] for c in cats], dtype=object)
         present = [c for c in known if c in set(cats)]
         legend = legend_html(name, [(known[c][0], known[c][1]) for c in present])
-    elif color_by is not None:
+    elif style.color_by is not None:
+        color_by = style.color_by
         if color_by not in grids.columns:
             raise InputError(f"no column {color_by!r} to colour the grids by", field=color_by)
-        cm = _colormap(grids[color_by], cmap)
+        cm = _colormap(grids[color_by], style.cmap)
         if cm is not None:
             vals = pd.to_numeric(grids[color_by], errors="coerce").to_numpy(dtype=float)
             fill = np.array([cm.rgb_hex_str(v) if np.isfinite(v) else "#cccccc" for v in vals], dtype=object)
             legend = _step_legend(COLUMN_LABELS.get(color_by, color_by), cm)
-    data = _feature_collection(grids, props)
-    fills = fill.tolist()
+    return fill.tolist(), legend
 
-    def style(feature: dict[str, Any]) -> dict[str, Any]:
+
+def _grid_layer(
+    m: folium.Map, reg: Registry, grids: gpd.GeoDataFrame, *, name: str, style: LayerStyle | None = None
+) -> str | None:
+    """Add a polygon layer with popups, tooltips, styling and search; returns its legend HTML."""
+    style = style or LayerStyle()
+    props = _escaped_columns(grids, style.fields)
+    fills, legend = _fills(grids, name, style)
+    stroke = style.stroke
+
+    def paint(feature: dict[str, Any]) -> dict[str, Any]:
         fill = fills[int(feature["id"])]
         return {"fillColor": fill, "color": stroke or fill, "weight": 1, "fillOpacity": 0.55}
 
     layer = folium.GeoJson(
-        data,
+        _feature_collection(grids, props),
         name=escape_html(name),
-        style_function=style,
+        style_function=paint,
         highlight_function=lambda _f: {"weight": 3, "color": "#ff6600", "fillOpacity": 0.75},
         smooth_factor=1.0,
-        show=show,
+        show=style.show,
     )
     if props:
-        _popup(props, fields).add_to(layer)
-        if tooltip_field and tooltip_field in props:
-            folium.GeoJsonTooltip(fields=[tooltip_field], labels=False, sticky=True).add_to(layer)
+        _popup(props, style.fields).add_to(layer)
+        if style.tooltip_field and style.tooltip_field in props:
+            folium.GeoJsonTooltip(fields=[style.tooltip_field], labels=False, sticky=True).add_to(layer)
     layer.add_to(m)
-    reg.register(key, layer)
-    if search and "grid_code" in props and len(grids):
+    reg.register(style.key, layer)
+    if style.search and "grid_code" in props and len(grids):
         Search(
             layer=layer,
             search_label="grid_code",
@@ -424,3 +460,33 @@ def _grid_layer(
             geom_type="Polygon",
         ).add_to(m)
     return legend
+
+
+def _start(
+    bounds: tuple[float, float, float, float], o: MapOptions, background: Mapping[str, Any], title: str
+) -> tuple[folium.Map, Registry]:
+    """Open a map on *bounds* with its layer registry and the background layers drawn."""
+    m = _new_map(bounds, o)
+    reg = Registry(title)
+    _add_background(m, reg, background)
+    return m, reg
+
+
+def _outline(
+    m: folium.Map,
+    reg: Registry,
+    grids: gpd.GeoDataFrame | None,
+    *,
+    name: str = "基础网格",
+    weight: float = 0.8,
+) -> None:
+    """Draw *grids* as non-interactive outlines (registered as ``grids``); nothing if ``None``."""
+    if grids is None:
+        return
+    layer = folium.GeoJson(
+        _feature_collection(grids, _escaped_columns(grids, {"grid_code": ""})),
+        name=escape_html(name),
+        style_function=lambda _f: {"color": "#1f4e79", "weight": weight, "fill": False},
+        interactive=False,
+    ).add_to(m)
+    reg.register("grids", layer)

@@ -170,7 +170,7 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any]:
     return data
 
 
-def publish_map(
+def publish_map(  # noqa: PLR0913 - the index entry's fields, all keyword-only
     m: Any,
     out_dir: str | Path,
     *,

@@ -1,0 +1,372 @@
+"""Event map builders: the KDE heat raster, Gi* hot spots and emerging patterns, located cases.
+
+GeoDataFrames (or a GeoTIFF) in, ``folium.Map`` out; no analysis inside — the rasters and
+statistics come from :mod:`gridplan.hotspots`.  Shared rules in :mod:`gridplan.maps._layers`;
+maps of the grids themselves are in :mod:`gridplan.maps.grid_maps`.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from folium.plugins import FastMarkerCluster
+
+from gridplan.crs import to_wgs84, wgs84_to_gcj02
+from gridplan.errors import InputError
+from gridplan.maps._elements import legend_html
+from gridplan.maps._layers import (
+    LayerStyle,
+    MapOptions,
+    _bounds,
+    _display,
+    _escaped_columns,
+    _finish,
+    _grid_layer,
+    _opts,
+    _outline,
+    _prepare_background,
+    _start,
+)
+from gridplan.maps._palettes import CASE_COLORS, EMERGING_PATTERNS, GI_BINS
+from gridplan.maps.escape import escape_html
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["cases_map", "heatmap_map", "hotspot_map"]
+
+
+def heatmap_map(
+    heat: str | Path,
+    *,
+    base_grids: gpd.GeoDataFrame | None = None,
+    background: Mapping[str, gpd.GeoDataFrame] | None = None,
+    cmap: str = "YlOrRd",
+    opacity: float = 0.75,
+    title: str = "事件热力图",
+    subtitle: str = "",
+    options: MapOptions | None = None,
+) -> folium.Map:
+    """Map the KDE raster as a coloured PNG image overlay (data URI) with a legend (events per km²).
+
+    Parameters
+    ----------
+    heat
+        Single-band GeoTIFF in a projected CRS (``gridplan heatmap`` output), nodata set.
+    cmap
+        Matplotlib colormap name.
+    opacity
+        Opacity of the non-zero pixels, 0–1.
+    base_grids
+        Optional base grids drawn as outlines.
+    background
+        Optional ``{"city", "towns", "communities", "roads"}`` layers drawn underneath.
+    title, subtitle
+        Shown in the title box (escaped).
+    options
+        Tiles, GCJ-02 shift, simplification, and the longest side of the embedded image
+        (``raster_max_pixels``; larger rasters are resampled, bilinear) (:class:`MapOptions`).
+
+    """
+    from gridplan.maps._raster import heat_png
+
+    o = _opts(options)
+    png, bounds, vmax = heat_png(
+        heat, cmap=cmap, opacity=opacity, max_pixels=o.raster_max_pixels, gcj02=o.gcj02
+    )
+    bg = _prepare_background(background, o)
+    grids = _display(base_grids, o) if base_grids is not None else None
+    west, south, east, north = bounds
+    m, reg = _start((west, south, east, north), o, bg, title)
+    uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    overlay = folium.raster_layers.ImageOverlay(
+        image=uri,
+        bounds=[[south, west], [north, east]],
+        name=escape_html("热力图"),
+        opacity=1.0,
+        interactive=False,
+        zindex=400,
+    )
+    overlay.add_to(m)
+    reg.register("heat", overlay)
+    _outline(m, reg, grids)
+    legend = _gradient_legend("事件密度 (件/km²)", cmap, vmax)
+    return _finish(m, reg, title=title, subtitle=subtitle, legends=[legend])
+
+
+def _gradient_legend(caption: str, cmap: str, vmax: float) -> str:
+    import matplotlib
+
+    cm = matplotlib.colormaps[cmap]
+    steps = [0.05, 0.25, 0.5, 0.75, 1.0]
+    rows = []
+    for s in steps:
+        r, g, b, _a = cm(s)
+        rows.append(
+            (
+                f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}",
+                f"{'≥ ' if s == 1.0 else ''}{vmax * s:.1f}",
+            )
+        )
+    return legend_html(caption, rows)
+
+
+_HOT_FIELDS = {
+    "bin_label": "类别",
+    "grid_code": "网格编码",
+    "h3": "H3 单元",
+    "count": "事件数",
+    "rate": "比率",
+    "gi_z": "Gi* z 值",
+    "gi_p": "p 值",
+}
+_EMERGING_FIELDS = {
+    "pattern_label": "时空模式",
+    "pattern": "Pattern",
+    "grid_code": "网格编码",
+    "h3": "H3 单元",
+    "trend_z": "趋势 z 值",
+    "trend_p": "趋势 p 值",
+}
+
+
+def _hot_cells(
+    hotspots: gpd.GeoDataFrame | None, o: MapOptions, show_insignificant: bool
+) -> gpd.GeoDataFrame | None:
+    """Display copy of the Gi* cells to draw (bin −3..3 with its label), ``None`` if there are none."""
+    if hotspots is None or not len(hotspots):
+        return None
+    if "gi_bin" not in hotspots.columns:
+        raise InputError("hotspots layer has no gi_bin column", layer="hotspots", field="gi_bin")
+    h = hotspots.copy()
+    h["gi_bin"] = pd.to_numeric(h["gi_bin"], errors="coerce").fillna(0).astype(int).clip(-3, 3)
+    if not show_insignificant:
+        h = h[h["gi_bin"] != 0]
+    hs = _display(h, o)
+    hs["bin_label"] = [GI_BINS[b][1] for b in hs["gi_bin"]]
+    hs["_bin"] = hs["gi_bin"].astype(str)
+    return hs
+
+
+def _emerging_cells(
+    emerging: gpd.GeoDataFrame | None, o: MapOptions, show_insignificant: bool
+) -> gpd.GeoDataFrame | None:
+    """Display copy of the emerging-hot-spot locations to draw (pattern + Chinese label)."""
+    if emerging is None or not len(emerging):
+        return None
+    if "pattern" not in emerging.columns:
+        raise InputError("emerging layer has no pattern column", layer="emerging", field="pattern")
+    e = emerging.copy()
+    e["pattern"] = e["pattern"].astype("string").fillna("No Pattern Detected")
+    if not show_insignificant:
+        e = e[e["pattern"] != "No Pattern Detected"]
+    em = _display(e, o)
+    em["pattern_label"] = [EMERGING_PATTERNS.get(p, (None, p))[1] for p in em["pattern"]]
+    return em
+
+
+def hotspot_map(
+    hotspots: gpd.GeoDataFrame | None,
+    emerging: gpd.GeoDataFrame | None = None,
+    *,
+    background: Mapping[str, gpd.GeoDataFrame] | None = None,
+    show_insignificant: bool = False,
+    title: str = "热点分析 (Gi*)",
+    subtitle: str = "",
+    options: MapOptions | None = None,
+) -> folium.Map:
+    """Gi* hot/cold spots (ArcGIS colours, 99/95/90 % legend) and emerging-hot-spot patterns.
+
+    Parameters
+    ----------
+    hotspots
+        Layer ``hotspots`` of HOT.gpkg (``gi_bin`` −3..3; ``count``, ``gi_z``, ``gi_p`` shown).
+    emerging
+        Layer ``emerging`` (``pattern``: ArcGIS labels such as ``"New Hot Spot"``).
+    show_insignificant
+        Also draw bin-0 cells / "No Pattern Detected" locations (larger file).
+    background
+        Optional ``{"city", "towns", "communities", "roads"}`` layers drawn underneath.
+    title, subtitle
+        Shown in the title box (escaped).
+    options
+        Tiles, GCJ-02 shift, simplification (:class:`MapOptions`).
+
+    """
+    o = _opts(options)
+    bg = _prepare_background(background, o)
+    legends: list[str] = []
+    hs = _hot_cells(hotspots, o, show_insignificant)
+    em = _emerging_cells(emerging, o, show_insignificant)
+    m, reg = _start(_bounds(hs, em, bg.get("city")), o, bg, title)
+    if hs is not None:
+        colors = {str(k): v for k, v in GI_BINS.items()}
+        style = LayerStyle(
+            key="hotspots",
+            category_colors=colors,
+            category_col="_bin",
+            fields=_HOT_FIELDS,
+            search=False,
+            tooltip_field="bin_label",
+            stroke="#666666",
+        )
+        _grid_layer(m, reg, hs, name="热点 / 冷点", style=style)
+        legends.append(legend_html("热点分析 (Gi*)", [GI_BINS[b] for b in (3, 2, 1, 0, -1, -2, -3)]))
+    if em is not None:
+        style = LayerStyle(
+            key="emerging",
+            category_colors=EMERGING_PATTERNS,
+            category_col="pattern",
+            fields=_EMERGING_FIELDS,
+            search=False,
+            tooltip_field="pattern_label",
+            stroke="#444444",
+            show=hs is None,
+        )
+        legend = _grid_layer(m, reg, em, name="时空热点模式", style=style)
+        if legend:
+            legends.append(legend)
+    logger.info(
+        "hotspot map: %d hot/cold features, %d emerging",
+        0 if hs is None else len(hs),
+        0 if em is None else len(em),
+    )
+    return _finish(m, reg, title=title, subtitle=subtitle, legends=legends)
+
+
+_CASE_FIELDS = {
+    "case_id": "编号",
+    "category": "类别",
+    "reported_at": "上报时间",
+    "address": "地址",
+    "status": "定位状态",
+    "grid_code": "网格编码",
+}
+
+
+def _case_points(
+    cases: pd.DataFrame, max_cases: int, o: MapOptions
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, int, int]:
+    """Cases with coordinates (WGS-84, or GCJ-02 for a GCJ-02 basemap), the newest *max_cases*.
+
+    Returns the rows, their lon and lat, and the counts skipped (no coordinates) and dropped (older).
+    """
+    for col in ("lon", "lat"):
+        if col not in cases.columns:
+            raise InputError(f"cases table has no {col} column (geocode it first)", field=col)
+    lon = pd.to_numeric(cases["lon"], errors="coerce").to_numpy(dtype=float, copy=True)
+    lat = pd.to_numeric(cases["lat"], errors="coerce").to_numpy(dtype=float, copy=True)
+    if "coord_sys" in cases.columns:
+        sys_ = cases["coord_sys"].astype("string").fillna("").replace("", "cgcs2000").to_numpy(dtype=object)
+        fin = np.isfinite(lon) & np.isfinite(lat)
+        if fin.any():
+            lon[fin], lat[fin] = to_wgs84(lon[fin], lat[fin], sys_[fin])
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    df = cases.loc[ok]
+    lon, lat = lon[ok], lat[ok]
+    n_skipped = int((~ok).sum())
+    n_dropped = 0
+    if len(df) > max_cases:
+        order = np.arange(len(df))
+        if "reported_at" in df.columns:
+            order = np.argsort(pd.to_datetime(df["reported_at"], errors="coerce").to_numpy(), kind="stable")
+        keep = np.sort(order[-max_cases:])
+        n_dropped = len(df) - max_cases
+        df, lon, lat = df.iloc[keep], lon[keep], lat[keep]
+    if o.gcj02 and len(lon):
+        lon, lat = wgs84_to_gcj02(lon, lat)
+    lon, lat = np.round(np.asarray(lon, dtype=float), 7), np.round(np.asarray(lat, dtype=float), 7)
+    return df, lon, lat, n_skipped, n_dropped
+
+
+def _case_markers(
+    df: pd.DataFrame, lon: np.ndarray, lat: np.ndarray
+) -> tuple[list[list[Any]], dict[str, str]]:
+    """``[lat, lon, popup HTML, colour]`` per case for the marker cluster, and the colour per category."""
+    cats = (
+        df["category"].astype("string").fillna("") if "category" in df.columns else pd.Series([""] * len(df))
+    )
+    color_of = {c: CASE_COLORS[i % len(CASE_COLORS)] for i, c in enumerate(pd.unique(cats))}
+    props = _escaped_columns(df, _CASE_FIELDS)
+    present = [c for c in _CASE_FIELDS if c in props]
+    popups = [
+        "<table>"
+        + "".join(f"<tr><th>{escape_html(_CASE_FIELDS[c])}</th><td>{props[c][i]}</td></tr>" for c in present)
+        + "</table>"
+        for i in range(len(df))
+    ]
+    colors = [color_of[c] for c in cats]
+    rows = [[float(a), float(b), p, c] for a, b, p, c in zip(lat, lon, popups, colors, strict=True)]
+    return rows, color_of
+
+
+def cases_map(
+    cases: pd.DataFrame,
+    *,
+    base_grids: gpd.GeoDataFrame | None = None,
+    background: Mapping[str, gpd.GeoDataFrame] | None = None,
+    max_cases: int = 50_000,
+    title: str = "案件分布",
+    subtitle: str = "",
+    options: MapOptions | None = None,
+) -> folium.Map:
+    """Located cases as clustered circle markers (MarkerCluster) coloured by category.
+
+    Parameters
+    ----------
+    cases
+        Geocoder output or any table with ``lon``, ``lat`` (CGCS2000/WGS-84 degrees) and optionally
+        ``case_id``, ``category``, ``reported_at``, ``address``, ``status``, ``grid_code``.  Rows
+        without coordinates are skipped (counted in the subtitle).
+    max_cases
+        Most recent (by ``reported_at``) cases drawn; the rest are counted in the subtitle.
+    base_grids
+        Optional base grids drawn as outlines.
+    background
+        Optional ``{"city", "towns", "communities", "roads"}`` layers drawn underneath.
+    title, subtitle
+        Shown in the title box (escaped).
+    options
+        Tiles, GCJ-02 shift, simplification (:class:`MapOptions`).
+
+    """
+    o = _opts(options)
+    df, lon, lat, n_skipped, n_dropped = _case_points(cases, max_cases, o)
+    rows, color_of = _case_markers(df, lon, lat)
+    uniq = list(color_of)
+    grids = _display(base_grids, o) if base_grids is not None else None
+    bg = _prepare_background(background, o)
+    if len(lon):
+        pts_bounds = (float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()))
+    else:
+        pts_bounds = _bounds(grids, bg.get("city"))
+    m, reg = _start(pts_bounds, o, bg, title)
+    _outline(m, reg, grids)
+    callback = (
+        "function (row) {"
+        " var mk = L.circleMarker(new L.LatLng(row[0], row[1]),"
+        " {radius: 5, color: '#ffffff', weight: 1, fillColor: row[3], fillOpacity: 0.9});"
+        " mk.bindPopup(row[2], {maxWidth: 360}); return mk; }"
+    )
+    cluster = FastMarkerCluster(
+        rows, callback=callback, name=escape_html("案件"), options={"chunkedLoading": True}
+    )
+    cluster.add_to(m)
+    reg.register("cases", cluster)
+    legend = legend_html("案件类别", [(color_of[c], c or "未分类") for c in uniq[:12]])
+    sub = subtitle or f"共 {len(df)} 件" + (f"；{n_skipped} 件无坐标未显示" if n_skipped else "") + (
+        f"；另有 {n_dropped} 件较早案件未显示" if n_dropped else ""
+    )
+    logger.info(
+        "cases map: %d cases (%d without coordinates, %d older dropped)", len(df), n_skipped, n_dropped
+    )
+    return _finish(m, reg, title=title, subtitle=sub, legends=[legend])
+
+
