@@ -178,18 +178,21 @@ def _solve(prob: Any, time_limit_s: float, warm: bool = False) -> tuple[int, int
     return int(prob.status), int(getattr(prob, "sol_status", prob.status))
 
 
-def _finish(
-    model: str,
-    selected: np.ndarray,
-    s_idx: np.ndarray,
-    d_idx: np.ndarray,
-    n_demand: int,
-    w: np.ndarray,
-    bound: float,
-    solver: str,
-    status: str,
-    t0: float,
-) -> CoverageResult:
+@dataclass(frozen=True)
+class _Problem:
+    """One covering problem: the model, the site → demand pairs within reach, weights, start time."""
+
+    model: str
+    s_idx: np.ndarray
+    d_idx: np.ndarray
+    n_demand: int
+    w: np.ndarray
+    t0: float
+
+
+def _finish(prob: _Problem, selected: np.ndarray, bound: float, solver: str, status: str) -> CoverageResult:
+    """Score the selected sites (coverage, bound, gap) and log the result."""
+    model, s_idx, d_idx, n_demand, w, t0 = prob.model, prob.s_idx, prob.d_idx, prob.n_demand, prob.w, prob.t0
     coverable = np.zeros(n_demand, dtype=bool)
     coverable[d_idx] = True
     covered = np.zeros(n_demand, dtype=bool)
@@ -292,13 +295,12 @@ def maximal_covering(
         raise InputError("number of posts must be >= 1", field="posts")
     w = _weights(weights, len(dg))
     s_idx, d_idx = coverage_pairs(sg, dg, radius_m=radius_m)
+    problem = _Problem("mclp", s_idx, d_idx, len(dg), w, t0)
     sets, gw, _ = _groups(s_idx, d_idx, len(dg), w)
     useful = np.unique(s_idx)
     p_eff = min(int(p), len(useful))
     if p_eff == 0:
-        return _finish(
-            "mclp", np.zeros(0, np.int64), s_idx, d_idx, len(dg), w, 0.0, "none", "nothing coverable", t0
-        )
+        return _finish(problem, np.zeros(0, np.int64), 0.0, "none", "nothing coverable")
     greedy = _greedy_mclp(sets, gw, len(sg), p_eff)
     # LP/MILP over the useful sites and the demand groups only
     prob = pulp.LpProblem("mclp", pulp.LpMaximize)
@@ -318,7 +320,7 @@ def maximal_covering(
         return float(pulp.value(prob.objective) or 0.0)
 
     if method == "greedy":
-        return _finish("mclp", greedy, s_idx, d_idx, len(dg), w, lp_bound(), "greedy", "greedy", t0)
+        return _finish(problem, greedy, lp_bound(), "greedy", "greedy")
     gset = set(greedy.tolist())
     for i, v in x.items():
         v.setInitialValue(1 if i in gset else 0)
@@ -334,7 +336,7 @@ def maximal_covering(
         )
     # CBC proved optimality: the bound is the optimum; otherwise bound by the LP relaxation
     bound = milp_obj if proven else lp_bound()
-    return _finish("mclp", chosen, s_idx, d_idx, len(dg), w, bound, "cbc", text, t0)
+    return _finish(problem, chosen, bound, "cbc", text)
 
 
 def _greedy_lscp(sets: list[np.ndarray], n_sites: int) -> np.ndarray:
@@ -370,11 +372,10 @@ def set_covering(
     sg, dg = _points(sites, "sites"), _points(demand, "demand")
     w = np.ones(len(dg))
     s_idx, d_idx = coverage_pairs(sg, dg, radius_m=radius_m)
+    problem = _Problem("lscp", s_idx, d_idx, len(dg), w, t0)
     sets, _, _ = _groups(s_idx, d_idx, len(dg), w)
     if not sets:
-        return _finish(
-            "lscp", np.zeros(0, np.int64), s_idx, d_idx, len(dg), w, 0.0, "none", "nothing coverable", t0
-        )
+        return _finish(problem, np.zeros(0, np.int64), 0.0, "none", "nothing coverable")
     greedy = _greedy_lscp(sets, len(sg))
     useful = np.unique(s_idx)
     prob = pulp.LpProblem("lscp", pulp.LpMinimize)
@@ -386,16 +387,11 @@ def set_covering(
     lp_bound = float(math.ceil((pulp.value(prob.objective) or 0.0) - 1e-6))
     if method == "greedy" or len(greedy) <= lp_bound:
         return _finish(
-            "lscp",
+            problem,
             greedy,
-            s_idx,
-            d_idx,
-            len(dg),
-            w,
             lp_bound,
             "greedy" if method == "greedy" else "cbc",
             "greedy (meets LP bound)" if len(greedy) <= lp_bound else "greedy",
-            t0,
         )
     gset = set(greedy.tolist())
     for i, v in x.items():
@@ -408,7 +404,7 @@ def set_covering(
     else:
         text = pulp.LpStatus.get(status, str(status))
     bound = float(len(chosen)) if sol == pulp.LpSolutionOptimal and text == "Optimal" else lp_bound
-    return _finish("lscp", chosen, s_idx, d_idx, len(dg), w, bound, "cbc", text, t0)
+    return _finish(problem, chosen, bound, "cbc", text)
 
 
 def generated_candidates(

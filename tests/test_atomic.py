@@ -31,10 +31,15 @@ def test_success_replaces_and_leaves_nothing(tmp_path: Path) -> None:
 def test_failure_keeps_the_old_file_and_removes_the_temp(tmp_path: Path) -> None:
     target = tmp_path / "plan.gpkg"
     target.write_text("old")
-    with pytest.raises(RuntimeError, match="boom"), atomic_path(target) as tmp:
-        tmp.write_text("half")
-        Path(str(tmp) + "-journal").write_text("j")  # a SQLite sidecar
-        raise RuntimeError("boom")
+
+    def half_write() -> None:
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            Path(str(tmp) + "-journal").write_text("j")  # a SQLite sidecar
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        half_write()
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["plan.gpkg"]
 
@@ -61,8 +66,10 @@ def test_stale_temps_of_dead_writers_are_removed_live_ones_kept(tmp_path: Path) 
     other.write_text("x")
     removed = clean_stale(target)
     assert dead in removed
-    assert not dead.exists() and not Path(str(dead) + "-journal").exists()
-    assert live.exists() and other.exists()
+    assert not dead.exists()
+    assert not Path(str(dead) + "-journal").exists()
+    assert live.exists()
+    assert other.exists()
 
 
 def test_next_write_cleans_up_after_a_killed_one(tmp_path: Path) -> None:

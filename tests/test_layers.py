@@ -555,7 +555,8 @@ def test_read_events_keeps_the_geocoders_grid_code(tmp_path):
         encoding="utf-8",
     )
     gdf = read_events(csv).gdf
-    assert "grid_code" in gdf.columns and "dept_grid_id" not in gdf.columns
+    assert "grid_code" in gdf.columns
+    assert "dept_grid_id" not in gdf.columns
     assert str(gdf["grid_code"].iloc[0]) == "441900119001001"
     # in a departmental layer GRID_CODE still means the department's own id
     assert "dept_grid_id" in map_fields(pd.DataFrame({"GRID_CODE": ["P1"]}), "dept").columns

@@ -29,10 +29,10 @@ from gridplan.layers.read import fingerprint, list_layers, read_layer, read_laye
 from gridplan.layers.write import write_layers, write_table, write_table_csv
 
 __all__ = [
+    "GEOMETRY_TYPES",
     "Catalog",
     "EventTable",
     "FieldSpec",
-    "GEOMETRY_TYPES",
     "LayerSpec",
     "coerce_fields",
     "fingerprint",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,25 +98,27 @@ def read_layer(
         otherwise).
 
     """
-    return _read_layer(
-        Path(path), layer, kind=kind, to_crs=to_crs, encoding=encoding, crs_if_missing=crs_if_missing,
-        coord_sys=coord_sys, catalog=catalog or load_catalog(), log_level=logging.INFO,
-    )
+    how = _How(kind, to_crs, encoding, crs_if_missing, catalog or load_catalog(), logging.INFO, coord_sys)
+    return _read_layer(Path(path), layer, how)
 
-def _read_layer(
-    p: Path,
-    layer: str | None,
-    *,
-    kind: str | None,
-    to_crs: Any,
-    encoding: str | None,
-    crs_if_missing: Any,
-    catalog: Catalog,
-    log_level: int,
-    coord_sys: str | None = None,
-) -> gpd.GeoDataFrame:
+
+@dataclass(frozen=True)
+class _How:
+    """How :func:`_read_layer` reads: the arguments of :func:`read_layer` after defaults."""
+
+    kind: str | None
+    to_crs: Any
+    encoding: str | None
+    crs_if_missing: Any
+    catalog: Catalog
+    log_level: int
+    coord_sys: str | None = None
+
+
+def _read_layer(p: Path, layer: str | None, how: _How) -> gpd.GeoDataFrame:
     t0 = time.perf_counter()
-    cat = catalog
+    kind, to_crs, encoding, crs_if_missing = how.kind, how.to_crs, how.encoding, how.crs_if_missing
+    cat, log_level, coord_sys = how.catalog, how.log_level, how.coord_sys
     _readers.require_file(p)
     fmt = _readers.detect_format(p)
     layer_name = _readers.resolve_gpkg_layer(p, layer) if fmt == "gpkg" else layer or p.stem
@@ -261,10 +264,8 @@ def read_layers(
         if cat.kind_for(name) is None:
             skipped.append(name)
             continue
-        out[name] = _read_layer(
-            p, name if _readers.detect_format(p) == "gpkg" else None, kind=None, to_crs=to_crs,
-            encoding=None, crs_if_missing=None, catalog=cat, log_level=logging.DEBUG,
-        )
+        how = _How(None, to_crs, None, None, cat, logging.DEBUG)
+        out[name] = _read_layer(p, name if _readers.detect_format(p) == "gpkg" else None, how)
     if not out:
         raise InputError(
             f"holds no layer the catalog knows (found: {', '.join(names)}); expected e.g. "

@@ -74,7 +74,8 @@ def write_layers(
     for name, df in layers.items():
         if not isinstance(name, str) or not name.strip():
             raise InputError(f"layer names must be non-empty text, got {name!r}", file=p)
-        if isinstance(df, gpd.GeoDataFrame) and df.crs is None and not shapely.is_missing(df.geometry.to_numpy()).all():
+        spatial = isinstance(df, gpd.GeoDataFrame) and not shapely.is_missing(df.geometry.to_numpy()).all()
+        if spatial and df.crs is None:
             raise CRSError("has no CRS; set it before writing", file=p, layer=name)
     with atomic_path(p) as tmp:
         if append and p.exists():
