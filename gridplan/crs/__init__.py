@@ -34,6 +34,7 @@ from gridplan.crs.offsets import (
 from gridplan.crs.project import (
     COMPUTE_EPSG,
     EXCHANGE_EPSG,
+    CRSLike,
     get_transformer,
     is_outside,
     is_swapped_lonlat,
@@ -47,6 +48,7 @@ __all__ = [
     "COMPUTE_EPSG",
     "COORD_SYS",
     "EXCHANGE_EPSG",
+    "CRSLike",
     "bd09_to_gcj02",
     "bd09_to_wgs84",
     "from_wgs84",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyproj
@@ -23,13 +23,16 @@ from gridplan.errors import CRSError
 
 logger = logging.getLogger(__name__)
 
+#: Anything :meth:`pyproj.CRS.from_user_input` accepts: an EPSG code, ``"EPSG:4547"``, WKT, a CRS.
+CRSLike: TypeAlias = int | str | pyproj.CRS
+
 #: Default projected CRS for all metric work (CGCS2000 / 3-degree GK CM 114E).
 COMPUTE_EPSG = 4547
 #: Default geographic CRS for exchange (CGCS2000).
 EXCHANGE_EPSG = 4490
 
 
-def _crs_key(crs: Any) -> Any:
+def _crs_key(crs: CRSLike) -> Any:
     """Return a hashable cache key for anything pyproj accepts as a CRS."""
     if isinstance(crs, (int, str)):
         return crs
@@ -43,7 +46,7 @@ def _cached_transformer(from_key: Any, to_key: Any) -> pyproj.Transformer:
     )
 
 
-def get_transformer(from_crs: Any, to_crs: Any) -> pyproj.Transformer:
+def get_transformer(from_crs: CRSLike, to_crs: CRSLike) -> pyproj.Transformer:
     """Return a cached pyproj transformer built with ``always_xy=True``.
 
     Parameters
@@ -73,8 +76,8 @@ def lonlat_to_xy(
     lon: ArrayLike,
     lat: ArrayLike,
     *,
-    to_crs: Any = COMPUTE_EPSG,
-    from_crs: Any = EXCHANGE_EPSG,
+    to_crs: CRSLike = COMPUTE_EPSG,
+    from_crs: CRSLike = EXCHANGE_EPSG,
     coord_sys: str | ArrayLike = "cgcs2000",
 ) -> tuple[Any, Any]:
     """Project geographic lon/lat (degrees) to x/y in metres of *to_crs*.
@@ -109,7 +112,7 @@ def lonlat_to_xy(
 
 
 def xy_to_lonlat(
-    x: ArrayLike, y: ArrayLike, *, from_crs: Any = COMPUTE_EPSG, to_crs: Any = EXCHANGE_EPSG
+    x: ArrayLike, y: ArrayLike, *, from_crs: CRSLike = COMPUTE_EPSG, to_crs: CRSLike = EXCHANGE_EPSG
 ) -> tuple[Any, Any]:
     """Unproject x/y metres of *from_crs* to lon/lat degrees of *to_crs* (default CGCS2000).
 
@@ -125,7 +128,7 @@ def xy_to_lonlat(
     return _restore(np.asarray(lon, dtype=np.float64), x), _restore(np.asarray(lat, dtype=np.float64), y)
 
 
-def require_projected(gdf: Any, *, what: str = "layer", expected_crs: Any = None) -> None:
+def require_projected(gdf: Any, *, what: str = "layer", expected_crs: CRSLike | None = None) -> None:
     """Raise :class:`~gridplan.errors.CRSError` unless *gdf* has a projected CRS (in metres).
 
     Parameters

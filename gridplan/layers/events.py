@@ -51,7 +51,7 @@ class EventTable:
 def read_events(
     path: str | Path,
     *,
-    to_crs: Any = crs.COMPUTE_EPSG,
+    to_crs: crs.CRSLike = crs.COMPUTE_EPSG,
     boundary: Any = None,
     encoding: str | None = None,
     catalog: Catalog | None = None,

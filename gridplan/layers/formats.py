@@ -317,7 +317,7 @@ def csv_to_gdf(
     path: Path,
     layer: str,
     geometry_kind: str | None,
-    crs_if_missing: Any,
+    crs_if_missing: crs.CRSLike | None,
     coord_sys: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Build point geometry from lon/lat (+coord_sys) or polygons from a WKT column.

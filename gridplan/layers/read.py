@@ -49,9 +49,9 @@ def read_layer(
     layer: str | None = None,
     *,
     kind: str | None = None,
-    to_crs: Any = crs.COMPUTE_EPSG,
+    to_crs: crs.CRSLike = crs.COMPUTE_EPSG,
     encoding: str | None = None,
-    crs_if_missing: Any = None,
+    crs_if_missing: crs.CRSLike | None = None,
     coord_sys: str | None = None,
     catalog: Catalog | None = None,
 ) -> gpd.GeoDataFrame:
@@ -107,9 +107,9 @@ class _How:
     """How :func:`_read_layer` reads: the arguments of :func:`read_layer` after defaults."""
 
     kind: str | None
-    to_crs: Any
+    to_crs: crs.CRSLike
     encoding: str | None
-    crs_if_missing: Any
+    crs_if_missing: crs.CRSLike | None
     catalog: Catalog
     log_level: int
     coord_sys: str | None = None
@@ -241,7 +241,7 @@ def _check_geometry_kind(gdf: gpd.GeoDataFrame, spec: LayerSpec, path: Path, lay
         )
 
 def read_layers(
-    path: str | Path, *, to_crs: Any = crs.COMPUTE_EPSG, catalog: Catalog | None = None
+    path: str | Path, *, to_crs: crs.CRSLike = crs.COMPUTE_EPSG, catalog: Catalog | None = None
 ) -> dict[str, gpd.GeoDataFrame]:
     """Read every recognised layer of a GeoPackage (``dept_*`` included) under its own name.
 
