@@ -35,7 +35,8 @@ from gridplan.api.service import Service
 from gridplan.api.uploads import UploadLimits
 from gridplan.errors import GridplanError, http_status_for
 from gridplan.settings import Settings, get_settings
-from gridplan.store.meta import MetaStore, is_postgres_url
+from gridplan.store.base import is_postgres_url
+from gridplan.store.meta import MetaStore
 from gridplan.store.plans import PlanRepository
 
 logger = logging.getLogger(__name__)

@@ -24,9 +24,7 @@ __all__ = ["Task", "geocode_task", "merge_task", "reimport_task", "start_job"]
 Task = Callable[["Service", str, dict[str, Any], Progress], dict[str, Any]]
 
 
-def start_job(
-    service: Service, kind: str, owner: str, params: dict[str, Any], task: Task
-) -> dict[str, Any]:
+def start_job(service: Service, kind: str, owner: str, params: dict[str, Any], task: Task) -> dict[str, Any]:
     """Queue *task* for *owner*; return ``{"job_id", "href"}`` (the body of a 202 answer)."""
 
     def run(prm: dict[str, Any], progress: Progress) -> dict[str, Any]:
