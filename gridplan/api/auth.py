@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from gridplan._clock import utc_now
-from gridplan.errors import AuthError
+from gridplan.errors import AuthError, InputError
 from gridplan.store.meta import ROLES, MetaStore
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "LoginThrottle",
     "Principal",
     "TokenVerifier",
+    "create_user_token",
     "hash_secret",
     "issue_token",
     "verify_secret",
@@ -122,6 +123,21 @@ def issue_token(
     expires = utc_now() + dt.timedelta(seconds=ttl_s)
     meta.add_token(token_id, user_name, hash_secret(secret), kind=kind, expires_at=expires, label=label)
     return f"gp_{token_id}_{secret}", expires
+
+
+def create_user_token(
+    meta: MetaStore, name: str, role: str | None, *, days: float, label: str | None = None
+) -> tuple[str, str, dt.datetime]:
+    """Create (if needed) user *name* and an API token for it; return ``(token, token_id, expires)``."""
+    user = meta.get_user(name)
+    if user is None:
+        if role is None:
+            raise InputError(f"user {name!r} does not exist; give a role to create it", field="role")
+        meta.add_user(name, role)
+    elif role is not None and role != user["role"]:
+        raise InputError(f"user {name!r} already has role {user['role']}", field="role")
+    token, expires = issue_token(meta, name, kind="api", ttl_s=days * 86400, label=label)
+    return token, token.split("_", 2)[1], expires
 
 
 class LoginThrottle:

@@ -60,7 +60,7 @@ def user_errors(func: F) -> F:
 
 @contextmanager
 def progress() -> Iterator[Progress]:
-    """A Rich progress display for long steps (writes to stderr, silent when not a terminal)."""
+    """Show a Rich progress display for long steps (on stderr, silent when not a terminal)."""
     with Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
