@@ -18,10 +18,11 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from gridplan._clock import utc_now
 from gridplan.errors import AuthError, InputError
-from gridplan.store.meta import ROLES, MetaStore
+from gridplan.store.meta import ROLES, MetaStore, Role
 
 __all__ = [
     "PERMISSIONS",
@@ -38,8 +39,20 @@ __all__ = [
 _N, _R, _P = 2**14, 8, 1
 CACHE_S = 30.0
 
+#: What a route may require of its caller (``require("plans:read")``).
+Permission = Literal[
+    "plans:summary",
+    "plans:read",
+    "plans:write",
+    "maps:read",
+    "jobs:read",
+    "analysis:run",
+    "results:read",
+    "admin",
+]
+
 #: Role → permissions.  A leader only reads summaries and published maps; admin may do anything.
-PERMISSIONS: dict[str, frozenset[str]] = {
+PERMISSIONS: dict[Role, frozenset[Permission]] = {
     "leader": frozenset({"plans:summary", "maps:read"}),
     "analyst": frozenset(
         {"plans:summary", "plans:read", "maps:read", "jobs:read", "analysis:run", "results:read"}
@@ -59,6 +72,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     ),
 }
 assert set(PERMISSIONS) == set(ROLES)
+assert set().union(*PERMISSIONS.values()) == set(get_args(Permission))
 
 
 def _b64(data: bytes) -> str:
@@ -104,12 +118,12 @@ class Principal:
     """The authenticated caller."""
 
     name: str
-    role: str
+    role: Role
     token_id: str
     expires_at: dt.datetime
     kind: str = "api"
 
-    def can(self, permission: str) -> bool:
+    def can(self, permission: Permission) -> bool:
         """Whether the caller's role grants *permission*."""
         return permission in PERMISSIONS.get(self.role, frozenset())
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gridplan.api.auth import Principal
+from gridplan.api.auth import Permission, Principal
 from gridplan.api.service import Service
 from gridplan.errors import AuthError
 
@@ -52,7 +52,7 @@ def current_principal(
         ) from None
 
 
-def require(permission: str) -> Any:
+def require(permission: Permission) -> Any:
     """Dependency: the caller must hold *permission* (403 otherwise)."""
 
     def dep(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:

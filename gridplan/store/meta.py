@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -26,10 +26,12 @@ from gridplan.store.base import check_layer_name, engine_url, is_postgres_url
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JOB_STATES", "ROLES", "MetaStore", "is_postgres_url"]
+__all__ = ["JOB_STATES", "ROLES", "MetaStore", "Role", "is_postgres_url"]
 
 #: Roles a user can hold (PRODUCT §3.8).
-ROLES: tuple[str, ...] = ("planner", "analyst", "leader", "admin")
+#: Who a user is to the service (DESIGN.md's role matrix).
+Role = Literal["planner", "analyst", "leader", "admin"]
+ROLES: tuple[Role, ...] = get_args(Role)
 #: Job life cycle.
 JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed")
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from gridplan.api.auth import Principal, create_user_token, hash_secret
 from gridplan.api.deps import ServiceDep, require
+from gridplan.store.meta import Role
 
 __all__ = ["router"]
 
@@ -21,13 +22,13 @@ Admin = Annotated[Principal, require("admin")]
 
 class UserCreate(BaseModel):
     name: str = Field(..., pattern=_NAME)
-    role: Literal["planner", "analyst", "leader", "admin"]
+    role: Role
     password: str | None = Field(None, min_length=10, max_length=256)
 
 
 class TokenCreate(BaseModel):
     name: str = Field(..., pattern=_NAME, description="user the token belongs to (created if missing)")
-    role: Literal["planner", "analyst", "leader", "admin"] | None = Field(
+    role: Role | None = Field(
         None, description="role of a new user (required when the user does not exist)"
     )
     days: float = Field(90.0, gt=0, le=3650, description="days until the token expires")
