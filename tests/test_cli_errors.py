@@ -65,3 +65,30 @@ def test_a_bug_is_one_line_and_a_log_with_the_traceback(
     assert log.parent == tmp_path
     assert "Traceback (most recent call last)" in log.read_text(encoding="utf-8")
     assert "ZeroDivisionError" in log.read_text(encoding="utf-8")
+
+
+def test_household_band_edges(small_city: Path, tmp_path: Path) -> None:
+    """A band without a lower end merges; an empty band is refused before any work, naming the field."""
+    layers = str(small_city / "layers.gpkg")
+    args = ["merge", layers, "--out", str(tmp_path / "a.gpkg"), "--households-min", "0"]
+    ok = CliRunner().invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    bad = CliRunner().invoke(
+        app,
+        [
+            "merge",
+            str(small_city / "layers.gpkg"),
+            "--out",
+            str(tmp_path / "b.gpkg"),
+            "--households-min",
+            "0",
+            "--households-max",
+            "0",
+        ],
+    )
+    assert bad.exit_code == 2
+    assert bad.stderr.strip().splitlines() == [
+        "error: field households_max: the household band 0-0 is empty; households_max must be at least 1 "
+        "and households_min at least 0"
+    ]
+    assert not (tmp_path / "b.gpkg").exists()

@@ -51,7 +51,7 @@ def _choose_k(h: float, lo: int, hi: int) -> int:
         return 1
     mid = (lo + hi) / 2
     k_lo = int(np.ceil(h / hi))
-    k_hi = int(np.floor(h / lo))
+    k_hi = int(np.floor(h / lo)) if lo > 0 else k_lo + int(np.ceil(h))  # no lower end: any k ≥ k_lo
     if k_lo <= k_hi:
         return int(min(max(round(h / mid), k_lo), k_hi))
     # no k puts the mean in the band: fewer, larger grids (one grid off band instead of several)

@@ -291,6 +291,12 @@ def merge_layers(
     """
     t0 = time.perf_counter()
     step = progress or (lambda _s: None)
+    if households_max < 1 or households_min < 0:
+        raise InputError(
+            f"the household band {households_min}-{households_max} is empty; households_max must be at "
+            "least 1 and households_min at least 0",
+            field="households_max" if households_max < 1 else "households_min",
+        )
     if households_min > households_max:
         raise InputError(f"households_min ({households_min}) is larger than households_max "
                          f"({households_max})", field="households_min")
