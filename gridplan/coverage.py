@@ -104,9 +104,7 @@ def _points(obj: Any, what: str) -> np.ndarray:
 
 def _check_radius(radius_m: float) -> None:
     if not (math.isfinite(radius_m) and radius_m > 0):
-        raise InputError(
-            f"the coverage radius must be a positive number of metres, got {radius_m:g}", field="radius_m"
-        )
+        raise InputError(f"the coverage radius must be > 0 m and finite, got {radius_m:g}", field="radius_m")
 
 
 def coverage_pairs(sites: Any, demand: Any, *, radius_m: float) -> tuple[np.ndarray, np.ndarray]:
