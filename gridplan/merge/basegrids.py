@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from gridplan.errors import InputError
+
 __all__ = ["GridNote", "grid_sequence", "partition_units"]
 
 
@@ -44,6 +46,21 @@ class GridNote:
 
     status: str
     reason: str
+
+
+def check_band(households_min: int, households_max: int) -> None:
+    """Refuse an empty or inverted household band before any work."""
+    if households_max < 1 or households_min < 0:
+        raise InputError(
+            f"the household band {households_min}-{households_max} is empty; households_max must be at "
+            "least 1 and households_min at least 0",
+            field="households_max" if households_max < 1 else "households_min",
+        )
+    if households_min > households_max:
+        raise InputError(
+            f"households_min ({households_min}) is larger than households_max ({households_max})",
+            field="households_min",
+        )
 
 
 def _choose_k(h: float, lo: int, hi: int) -> int:
