@@ -188,7 +188,6 @@ OVERSIZED: dict[str, tuple[int | None, dict[str, int]]] = {
     "gridplan.merge.reimport": (None, {"reimport_base_grids": 300}),
     "gridplan.sample.city": (None, {"build_sample": 162}),
     "gridplan.sample.dept": (None, {"_plant": 136}),
-    "gridplan.validate": (None, {"validate_layer": 110}),
 }
 
 
