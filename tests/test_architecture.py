@@ -180,8 +180,6 @@ OVERSIZED: dict[str, tuple[int | None, dict[str, int]]] = {
     "gridplan.balance.proposal": (None, {"build_proposal_plan": 152}),
     "gridplan.balance.rebalance": (None, {"rebalance": 247}),
     "gridplan.balance.search": (None, {"run_round": 232}),
-    "gridplan.geocode.geocoder": (None, {"from_layers": 81, "geocode": 83}),
-    "gridplan.geocode.match": (None, {"_road_candidates": 116, "_resolve_candidates": 117}),
     "gridplan.merge.basegrids": (None, {"_repair": 84}),
     "gridplan.merge.build": (674, {"merge_layers": 334}),
     "gridplan.merge.reimport": (None, {"reimport_base_grids": 300}),

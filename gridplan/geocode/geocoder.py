@@ -30,6 +30,7 @@ from gridplan.geocode.assign import DISAGREE_M, NO_ADDRESS, AreaCodes, check_coo
 from gridplan.geocode.match import AddressIndex, match_parsed
 from gridplan.geocode.normalize import normalize_addresses, normalize_names
 from gridplan.geocode.parse import Vocabulary, building_key, house_key, parse_addresses
+from gridplan.plans import Plan
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,71 @@ STD_FIELDS = (
     "building_no",
     "full_address",
 )
+
+
+def _area_codes(
+    towns: gpd.GeoDataFrame | None, comms: gpd.GeoDataFrame | None, plan: Plan | None
+) -> AreaCodes:
+    """Town and community codes by name, community polygons, and the plan's grid lookup."""
+    town_code_of: dict[str, str] = {}
+    community_code_of: dict[str, str] = {}
+    if towns is not None and len(towns):
+        tn = normalize_names(towns["town_name"])
+        town_code_of = dict(zip(tn, towns["town_code"].astype(str), strict=True))
+        if comms is not None and len(comms):
+            code_to_town = dict(zip(towns["town_code"].astype(str), tn, strict=True))
+            cn = normalize_names(comms["community_name"])
+            for tc, c, cc in zip(
+                comms["town_code"].astype(str), cn, comms["community_code"].astype(str), strict=True
+            ):
+                community_code_of[f"{code_to_town.get(tc, '')}/{c}"] = cc
+    grid_lookup = None
+    grid_comm: dict[str, str] = {}
+    grid_town: dict[str, str] = {}
+    if plan is not None:
+        from gridplan.hexindex import GridLookup
+
+        grid_lookup = GridLookup.from_plan(plan)
+        if len(plan.base_grids):  # build the lookup's lazy tables now: index cost is build cost
+            c = plan.base_grids.geometry.iloc[0].representative_point()
+            grid_lookup.assign_xy(np.array([c.x]), np.array([c.y]))
+        bg = plan.base_grids
+        grid_comm = dict(zip(bg["grid_code"].astype(str), bg["community_code"].astype(str), strict=True))
+        grid_town = dict(zip(bg["grid_code"].astype(str), bg["town_code"].astype(str), strict=True))
+    comm_polys = None
+    if comms is not None and len(comms):
+        comm_polys = gpd.GeoDataFrame(
+            comms[["community_code", "town_code"]].astype(str),
+            geometry=comms.geometry.to_numpy(),
+            crs=comms.crs,
+        )
+    return AreaCodes(grid_lookup, grid_comm, grid_town, comm_polys, community_code_of, town_code_of)
+
+
+def _city_extent(
+    layers: dict[str, gpd.GeoDataFrame], std: gpd.GeoDataFrame, to_crs: int
+) -> tuple[Any, tuple[float, float, float, float]]:
+    """Return the city polygon (prepared; ``None`` without a city layer) and a lon/lat box 0.2° around it."""
+    city_geom = None
+    if "city" in layers and len(layers["city"]):
+        city_geom = shapely.make_valid(layers["city"].geometry.union_all())
+        shapely.prepare(city_geom)
+    x0, y0, x1, y1 = city_geom.bounds if city_geom is not None else tuple(std.total_bounds)
+    lon, lat = crs.xy_to_lonlat(np.array([x0, x1, x0, x1]), np.array([y0, y0, y1, y1]), from_crs=to_crs)
+    bbox = (float(lon.min()) - 0.2, float(lat.min()) - 0.2, float(lon.max()) + 0.2, float(lat.max()) + 0.2)
+    return city_geom, bbox
+
+
+def _flag_unreadable(res: pd.DataFrame, unreadable: np.ndarray) -> None:
+    """Say in ``reason`` that the row's lon/lat are not numbers (the row is not placed by them)."""
+    if not unreadable.any():
+        return
+    reason = res["reason"].to_numpy(dtype=object).copy()
+    reason[unreadable] = [
+        f"{r}; lon/lat are not numbers; not placed" if r else "lon/lat are not numbers; not placed"
+        for r in reason[unreadable]
+    ]
+    res["reason"] = pd.Series(reason, index=res.index, dtype=object)
 
 
 @dataclass
@@ -101,7 +167,7 @@ class Geocoder:
 
     @classmethod
     def from_layers(
-        cls, layers: dict[str, gpd.GeoDataFrame], *, plan: Any = None, to_crs: int = crs.COMPUTE_EPSG
+        cls, layers: dict[str, gpd.GeoDataFrame], *, plan: Plan | None = None, to_crs: int = crs.COMPUTE_EPSG
     ) -> Geocoder:
         """Build from canonical layers and an optional plan.
 
@@ -137,55 +203,8 @@ class Geocoder:
         index.house_hits(
             np.array([""], dtype=object), np.array([""], dtype=object), np.array([""], dtype=object)
         )
-        town_code_of: dict[str, str] = {}
-        community_code_of: dict[str, str] = {}
-        if towns is not None and len(towns):
-            tn = normalize_names(towns["town_name"])
-            town_code_of = dict(zip(tn, towns["town_code"].astype(str), strict=True))
-            if comms is not None and len(comms):
-                code_to_town = dict(zip(towns["town_code"].astype(str), tn, strict=True))
-                cn = normalize_names(comms["community_name"])
-                for tc, c, cc in zip(
-                    comms["town_code"].astype(str), cn, comms["community_code"].astype(str), strict=True
-                ):
-                    community_code_of[f"{code_to_town.get(tc, '')}/{c}"] = cc
-        grid_lookup = None
-        grid_comm: dict[str, str] = {}
-        grid_town: dict[str, str] = {}
-        if plan is not None:
-            from gridplan.hexindex import GridLookup
-
-            grid_lookup = GridLookup.from_plan(plan)
-            if len(plan.base_grids):  # build the lookup's lazy tables now: index cost is build cost
-                c = plan.base_grids.geometry.iloc[0].representative_point()
-                grid_lookup.assign_xy(np.array([c.x]), np.array([c.y]))
-            bg = plan.base_grids
-            grid_comm = dict(zip(bg["grid_code"].astype(str), bg["community_code"].astype(str), strict=True))
-            grid_town = dict(zip(bg["grid_code"].astype(str), bg["town_code"].astype(str), strict=True))
-        comm_polys = None
-        if comms is not None and len(comms):
-            comm_polys = gpd.GeoDataFrame(
-                comms[["community_code", "town_code"]].astype(str),
-                geometry=comms.geometry.to_numpy(),
-                crs=comms.crs,
-            )
-        areas = AreaCodes(grid_lookup, grid_comm, grid_town, comm_polys, community_code_of, town_code_of)
-        city_geom = None
-        if "city" in layers and len(layers["city"]):
-            city_geom = shapely.make_valid(layers["city"].geometry.union_all())
-        else:
-            city_geom = None
-        extent = city_geom.bounds if city_geom is not None else tuple(std.total_bounds)
-        x0, y0, x1, y1 = extent
-        lon, lat = crs.xy_to_lonlat(np.array([x0, x1, x0, x1]), np.array([y0, y0, y1, y1]), from_crs=to_crs)
-        bbox = (
-            float(lon.min()) - 0.2,
-            float(lat.min()) - 0.2,
-            float(lon.max()) + 0.2,
-            float(lat.max()) + 0.2,
-        )
-        if city_geom is not None:
-            shapely.prepare(city_geom)
+        areas = _area_codes(towns, comms, plan)
+        city_geom, bbox = _city_extent(layers, std, to_crs)
         build_s = time.perf_counter() - t0
         logger.info(
             "geocoder built from %d std addresses, %d roads, %d community forms in %.2f s",
@@ -300,27 +319,10 @@ class Geocoder:
             raise InputError(exc.reason, field="coord_sys") from None
         res = choose_position(res, coords, disagree_m=disagree_m)
         if has_xy:
-            unreadable = _unreadable_coordinates(table["lon"], table["lat"], lon, lat)
-            if unreadable.any():
-                reason = res["reason"].to_numpy(dtype=object).copy()
-                reason[unreadable] = [
-                    f"{r}; lon/lat are not numbers; not placed"
-                    if r
-                    else "lon/lat are not numbers; not placed"
-                    for r in reason[unreadable]
-                ]
-                res["reason"] = pd.Series(reason, index=res.index, dtype=object)
+            _flag_unreadable(res, _unreadable_coordinates(table["lon"], table["lat"], lon, lat))
         x = res["x"].to_numpy(dtype=float)
         y = res["y"].to_numpy(dtype=float)
-        grid, comm, town = self.areas.codes_at(x, y)
-        ck = res["community_key"].to_numpy(dtype=object)
-        tk = res["town"].to_numpy(dtype=object)
-        no_pt = ~np.isfinite(x) & (res["status"].to_numpy(dtype=object) == "M")
-        comm[no_pt] = [self.areas.community_code_of.get(k, "") for k in ck[no_pt]]
-        town[no_pt] = [
-            self.areas.town_code_of.get(t, "") or (c[:9] if c else "")
-            for t, c in zip(tk[no_pt], comm[no_pt], strict=True)
-        ]
+        grid, comm, town = self._area_codes(res, x, y)
         lon_o, lat_o = np.full(n, np.nan), np.full(n, np.nan)
         fin = np.isfinite(x)
         if fin.any():
@@ -360,6 +362,19 @@ class Geocoder:
             dt,
         )
         return out
+
+    def _area_codes(self, res: pd.DataFrame, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Grid, community and town codes at the points; by name for matches without a point."""
+        grid, comm, town = self.areas.codes_at(x, y)
+        ck = res["community_key"].to_numpy(dtype=object)
+        tk = res["town"].to_numpy(dtype=object)
+        no_pt = ~np.isfinite(x) & (res["status"].to_numpy(dtype=object) == "M")
+        comm[no_pt] = [self.areas.community_code_of.get(k, "") for k in ck[no_pt]]
+        town[no_pt] = [
+            self.areas.town_code_of.get(t, "") or (c[:9] if c else "")
+            for t, c in zip(tk[no_pt], comm[no_pt], strict=True)
+        ]
+        return grid, comm, town
 
     def geocode_chunks(
         self,

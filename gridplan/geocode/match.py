@@ -23,6 +23,7 @@ This module owns the candidate search, the score and the hierarchical fallback:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,7 +70,7 @@ class AddressIndex:
 
     lib: pd.DataFrame
     roads: pd.DataFrame
-    _by_block: dict = field(default_factory=dict, repr=False, compare=False)
+    _by_block: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)  # lazy lookup tables
 
     def road_names(self, key: str | None, block: str) -> np.ndarray:
         """Distinct road names of a block (``key`` = ``community_key``, ``town`` or ``None`` for all)."""
@@ -189,94 +190,125 @@ def _similarity(texts: np.ndarray, names: np.ndarray) -> np.ndarray:
     ) * np.float32(100.0)
 
 
+_CAND_COLUMNS = ["qid", "community_key", "town", "road", "sim", "area"]
+
+
 def _road_candidates(q: pd.DataFrame, index: AddressIndex) -> pd.DataFrame:
-    """Candidates (qid, community_key, town, road, sim, area) for parsed rows *q*."""
+    """Candidates (qid, community_key, town, road, sim, area) for parsed rows *q*.
+
+    Exact road names in the named community (area score 100), town (75) or anywhere (50) first;
+    rows without an exact candidate get fuzzy road names from the same block.  Each (qid,
+    community, road) keeps its best area reading.
+    """
     roads = index.roads[["community_key", "town", "road"]]
     q = q[(q["road"] != "") | (q["road_text"] != "")]
     q = _explode_keys(_explode_keys(q, "community"), "town")
-    by_comm = q[q["community"] != ""]
-    by_town = q[(q["community"] == "") & (q["town"] != "")]
-    by_all = q[(q["community"] == "") & (q["town"] == "")]
-    out = []
-    # exact road names
-    for part, left_on, right_on, area in (
-        (by_comm, ["community", "road"], ["community_key", "road"], 100.0),
-        (by_town, ["town", "road"], ["town", "road"], 75.0),
-        (by_all, ["road"], ["road"], 50.0),
-    ):
-        ex = part[part["road"] != ""]
-        if len(ex):
-            m = ex[["qid", *left_on]].merge(roads, left_on=left_on, right_on=right_on, how="inner")
-            if len(m):
-                out.append(
-                    obj_frame(
-                        {
-                            "qid": m["qid"].to_numpy(),
-                            "community_key": m["community_key"].to_numpy(),
-                            "town": m["town"].to_numpy() if "town" in m else m["town_y"].to_numpy(),
-                            "road": m["road"].to_numpy(),
-                            "sim": 100.0,
-                            "area": area,
-                        }
-                    )
-                )
-    # fuzzy road names inside the block, for rows without an exact road candidate there
-    have = (
-        set(out[0]["qid"].tolist())
-        if len(out) == 1
-        else (set(pd.concat(out)["qid"].tolist()) if out else set())
-    )
+    out = _exact_road_candidates(q, roads)
+    have = set(pd.concat(out)["qid"].tolist()) if out else set()
     fz = q[~q["qid"].isin(list(have)) & (q["road_text"].str.len() >= 2)]
-    for part, block_col, area in (
-        (fz[fz["community"] != ""], "community", 100.0),
-        (fz[(fz["community"] == "") & (fz["town"] != "")], "town", 75.0),
-        (fz[(fz["community"] == "") & (fz["town"] == "")], None, 50.0),
-    ):
+    out += _fuzzy_road_candidates(fz, index, roads)
+    if not out:
+        return pd.DataFrame(columns=_CAND_COLUMNS)
+    cand = pd.concat(out, ignore_index=True)
+    cand = cand.sort_values(
+        ["qid", "community_key", "road", "area", "sim"], ascending=[True, True, True, False, False]
+    )
+    return cand.drop_duplicates(["qid", "community_key", "road"])
+
+
+def _by_block(q: pd.DataFrame) -> tuple[tuple[pd.DataFrame, str | None, float], ...]:
+    """Rows naming a community, only a town, or neither; with their block column and area score."""
+    comm, town = q["community"] != "", q["town"] != ""
+    return ((q[comm], "community", 100.0), (q[~comm & town], "town", 75.0), (q[~comm & ~town], None, 50.0))
+
+
+def _exact_road_candidates(q: pd.DataFrame, roads: pd.DataFrame) -> list[pd.DataFrame]:
+    """Candidate frames for road names found verbatim in the block the row names."""
+    out = []
+    joins = {
+        "community": (["community", "road"], ["community_key", "road"]),
+        "town": (["town", "road"], ["town", "road"]),
+    }
+    for part, block_col, area in _by_block(q):
+        left_on, right_on = joins.get(block_col or "", (["road"], ["road"]))
+        ex = part[part["road"] != ""]
+        if not len(ex):
+            continue
+        m = ex[["qid", *left_on]].merge(roads, left_on=left_on, right_on=right_on, how="inner")
+        if len(m):
+            out.append(
+                obj_frame(
+                    {
+                        "qid": m["qid"].to_numpy(),
+                        "community_key": m["community_key"].to_numpy(),
+                        "town": m["town"].to_numpy() if "town" in m else m["town_y"].to_numpy(),
+                        "road": m["road"].to_numpy(),
+                        "sim": 100.0,
+                        "area": area,
+                    }
+                )
+            )
+    return out
+
+
+def _fuzzy_block_hits(
+    pairs: pd.DataFrame, bcol: str, key: str | None, index: AddressIndex
+) -> pd.DataFrame | None:
+    """Best road names (≥ ``ROAD_CUTOFF``) for each distinct (block, road_text) pair, block by block."""
+    pairs = pairs.sort_values([bcol, "road_text"])
+    blocks = pairs[bcol].to_numpy(dtype=object)
+    texts_all = pairs["road_text"].to_numpy(dtype=object)
+    starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
+    ends = np.r_[starts[1:], len(blocks)]
+    hb, ht, hr, hs = [], [], [], []
+    for a, b in zip(starts, ends, strict=True):
+        names = index.road_names(key, blocks[a])
+        if not len(names):
+            continue
+        texts = texts_all[a:b]
+        sims = _similarity(texts, names)
+        k = min(ROAD_TOP_K, len(names))
+        top = (
+            np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            if k < len(names)
+            else np.tile(np.arange(len(names)), (len(texts), 1))
+        )
+        ti = np.repeat(np.arange(len(texts)), top.shape[1])
+        ri = top.ravel()
+        sc = sims[ti, ri]
+        keep = sc >= ROAD_CUTOFF
+        hb.append(np.full(int(keep.sum()), blocks[a], dtype=object))
+        ht.append(texts[ti[keep]])
+        hr.append(names[ri[keep]])
+        hs.append(sc[keep])
+    if not hb:
+        return None
+    return obj_frame(
+        {
+            bcol: np.concatenate(hb),
+            "road_text": np.concatenate(ht),
+            "road": np.concatenate(hr),
+            "sim": np.concatenate(hs).astype(float),
+        }
+    )
+
+
+def _fuzzy_road_candidates(fz: pd.DataFrame, index: AddressIndex, roads: pd.DataFrame) -> list[pd.DataFrame]:
+    """Candidate frames for road names similar to the row's road text, inside the block it names."""
+    out = []
+    for part, block_col, area in _by_block(fz):
         if not len(part):
             continue
-        key = {"community": "community_key", "town": "town", None: None}[block_col]
+        key = {"community": "community_key", "town": "town"}.get(block_col or "")
+        bcol = block_col or "_all"
         pairs = (
             part[[block_col, "road_text"]].drop_duplicates()
             if block_col
             else part[["road_text"]].drop_duplicates().assign(_all="")
         )
-        bcol = block_col or "_all"
-        pairs = pairs.sort_values([bcol, "road_text"])
-        blocks = pairs[bcol].to_numpy(dtype=object)
-        texts_all = pairs["road_text"].to_numpy(dtype=object)
-        starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
-        ends = np.r_[starts[1:], len(blocks)]
-        hb, ht, hr, hs = [], [], [], []
-        for a, b in zip(starts, ends, strict=True):
-            names = index.road_names(key, blocks[a])
-            if not len(names):
-                continue
-            texts = texts_all[a:b]
-            sims = _similarity(texts, names)
-            k = min(ROAD_TOP_K, len(names))
-            top = (
-                np.argpartition(-sims, k - 1, axis=1)[:, :k]
-                if k < len(names)
-                else np.tile(np.arange(len(names)), (len(texts), 1))
-            )
-            ti = np.repeat(np.arange(len(texts)), top.shape[1])
-            ri = top.ravel()
-            sc = sims[ti, ri]
-            keep = sc >= ROAD_CUTOFF
-            hb.append(np.full(int(keep.sum()), blocks[a], dtype=object))
-            ht.append(texts[ti[keep]])
-            hr.append(names[ri[keep]])
-            hs.append(sc[keep])
-        if not hb:
+        hits = _fuzzy_block_hits(pairs, bcol, key, index)
+        if hits is None:
             continue
-        hits = obj_frame(
-            {
-                bcol: np.concatenate(hb),
-                "road_text": np.concatenate(ht),
-                "road": np.concatenate(hr),
-                "sim": np.concatenate(hs).astype(float),
-            }
-        )
         left = (
             part[["qid", "road_text"]].assign(_all="")
             if block_col is None
@@ -299,14 +331,7 @@ def _road_candidates(q: pd.DataFrame, index: AddressIndex) -> pd.DataFrame:
                 }
             )
         )
-    if not out:
-        return pd.DataFrame(columns=["qid", "community_key", "town", "road", "sim", "area"])
-    cand = pd.concat(out, ignore_index=True)
-    # keep the best area reading of each (qid, community, road)
-    cand = cand.sort_values(
-        ["qid", "community_key", "road", "area", "sim"], ascending=[True, True, True, False, False]
-    )
-    return cand.drop_duplicates(["qid", "community_key", "road"])
+    return out
 
 
 def match_parsed(parsed: pd.DataFrame, index: AddressIndex, *, min_score: float = 80.0) -> pd.DataFrame:
@@ -355,15 +380,36 @@ def match_parsed(parsed: pd.DataFrame, index: AddressIndex, *, min_score: float 
 
 
 def _resolve_candidates(
-    cand: pd.DataFrame, q: pd.DataFrame, index: AddressIndex, res: dict, *, min_score: float
+    cand: pd.DataFrame, q: pd.DataFrame, index: AddressIndex, res: dict[str, np.ndarray], *, min_score: float
 ) -> np.ndarray:
-    lib = index.lib
+    """Score the candidates of every row, write the best answer (M/T/U) into *res*; return rows done."""
     cand = cand.merge(q[["qid", "house", "building"]], on="qid")
     cand["cid"] = np.arange(len(cand))
     # exact road names outrank fuzzy ones
     best_sim = cand.groupby("qid")["sim"].transform("max")
     cand = cand[(cand["sim"] == best_sim) | (best_sim < 100)]
-    # house-level hits
+    house = _house_candidates(cand, index)
+    best = _best_candidates(_road_level(cand, house, index), house)
+    first = best[~best["qid"].duplicated()]
+    qi = first["qid"].to_numpy()
+    nb = best.groupby("qid", sort=True).size().to_numpy()
+    cand_ids = np.full(len(qi), "", dtype=object)
+    if (nb > 1).any():
+        tied = best[best["qid"].isin(qi[nb > 1])]
+        joined = tied.groupby("qid", sort=True)["address_id"].agg("|".join)
+        cand_ids[nb > 1] = joined.reindex(qi[nb > 1]).to_numpy(dtype=object)
+    low = _write_answers(res, first, qi, nb, cand_ids, min_score)
+    res["reason"][qi] = _reasons(first, q, qi, nb > 1, low, min_score)
+    done = np.zeros(len(q), dtype=bool)
+    done[qi] = True
+    # an area-only reading may still help rows whose only candidates were too weak
+    done[qi[low]] = False
+    return done
+
+
+def _house_candidates(cand: pd.DataFrame, index: AddressIndex) -> pd.DataFrame | None:
+    """House-level hits of the candidates, best building first, scored; ``None`` if there are none."""
+    lib = index.lib
     withh = cand[cand["house"] != ""]
     qrow, lrow = index.house_hits(
         withh["community_key"].to_numpy(dtype=object),
@@ -375,24 +421,24 @@ def _resolve_candidates(
         arr = lib[c].to_numpy()[lrow]
         hh[c] = pd.Series(arr, dtype=object) if arr.dtype == object else arr
     hh["building_lib"] = pd.Series(lib["building"].to_numpy(dtype=object)[lrow], dtype=object)
-    if len(hh):
-        qb, lb = hh["building"].to_numpy(dtype=object), hh["building_lib"].to_numpy(dtype=object)
-        # 0 same building (or both none), 1 text names a building where the library has none,
-        # 2 text names none but the library has buildings, 3 text names another building
-        rank = np.where(qb == lb, 0, np.where(lb == "", 1, np.where(qb == "", 2, 3)))
-        hh = hh.assign(brank=rank)
-        hh = hh.sort_values(["qid", "community_key", "road", "brank", "bnum", "address_id"])
-        hh = hh.drop_duplicates(["qid", "community_key", "road"])
-    house = (
-        hh.assign(level="house", score=W_ROAD * hh["sim"] + W_HOUSE * 100 + W_AREA * hh["area"])
-        if len(hh)
-        else None
-    )
-    # road-level candidates: every (qid, community, road) without a house hit
+    if not len(hh):
+        return None
+    qb, lb = hh["building"].to_numpy(dtype=object), hh["building_lib"].to_numpy(dtype=object)
+    # 0 same building (or both none), 1 text names a building where the library has none,
+    # 2 text names none but the library has buildings, 3 text names another building
+    rank = np.where(qb == lb, 0, np.where(lb == "", 1, np.where(qb == "", 2, 3)))
+    hh = hh.assign(brank=rank)
+    hh = hh.sort_values(["qid", "community_key", "road", "brank", "bnum", "address_id"])
+    hh = hh.drop_duplicates(["qid", "community_key", "road"])
+    return hh.assign(level="house", score=W_ROAD * hh["sim"] + W_HOUSE * 100 + W_AREA * hh["area"])
+
+
+def _road_level(cand: pd.DataFrame, house: pd.DataFrame | None, index: AddressIndex) -> pd.DataFrame:
+    """Road-level candidates: every (qid, community, road) without a house hit, at the road's point."""
     rc = cand.merge(index.roads, on=["community_key", "road"], how="left", suffixes=("", "_r"))
     if house is not None:
         rc = rc[~np.isin(rc["cid"].to_numpy(), house["cid"].to_numpy())]
-    road = rc.assign(
+    return rc.assign(
         level="road",
         score=(W_ROAD * rc["sim"] + W_AREA * rc["area"]) / (W_ROAD + W_AREA),
         rank_score=W_ROAD * rc["sim"] + W_AREA * rc["area"],
@@ -401,26 +447,27 @@ def _resolve_candidates(
         y=rc["rep_y"],
         full_address="",
     )
-    parts = [road]
-    if house is not None:
-        parts.append(house.assign(rank_score=house["score"]))
+
+
+def _best_candidates(road: pd.DataFrame, house: pd.DataFrame | None) -> pd.DataFrame:
+    """Keep the top-ranked candidates of each row (several when tied), in a stable order."""
+    parts = [road] if house is None else [road, house.assign(rank_score=house["score"])]
     allc = pd.concat(parts, ignore_index=True)
     top = allc.groupby("qid")["rank_score"].transform("max")
-    best = allc[allc["rank_score"] >= top - 1e-9].sort_values(["qid", "community_key", "road", "address_id"])
-    g = best.groupby("qid", sort=True)
-    first = best[~best["qid"].duplicated()]
-    qi = first["qid"].to_numpy()
-    nb = g.size().to_numpy()
-    cand_ids = np.full(len(qi), "", dtype=object)
-    if (nb > 1).any():
-        tied = best[best["qid"].isin(qi[nb > 1])]
-        joined = tied.groupby("qid", sort=True)["address_id"].agg("|".join)
-        cand_ids[nb > 1] = joined.reindex(qi[nb > 1]).to_numpy(dtype=object)
+    return allc[allc["rank_score"] >= top - 1e-9].sort_values(["qid", "community_key", "road", "address_id"])
+
+
+def _write_answers(
+    res: dict[str, np.ndarray],
+    first: pd.DataFrame,
+    qi: np.ndarray,
+    nb: np.ndarray,
+    cand_ids: np.ndarray,
+    min_score: float,
+) -> np.ndarray:
+    """Write status, level, place and coordinates of each row's best candidate; return the too-weak rows."""
     level = first["level"].to_numpy(dtype=object)
     score = first["score"].to_numpy(dtype=float)
-    sim = first["sim"].to_numpy(dtype=float)
-    road_text = q["road_text"].to_numpy(dtype=object)[qi]
-    house_txt = q["house"].to_numpy(dtype=object)[qi]
     res["score"][qi] = score
     res["candidates"][qi] = np.where((nb > 1) & (score >= min_score), cand_ids, "")
     low = score < min_score
@@ -440,19 +487,39 @@ def _resolve_candidates(
     )
     res["x"][qi] = np.where(ok, first["x"].to_numpy(dtype=float), np.nan)
     res["y"][qi] = np.where(ok, first["y"].to_numpy(dtype=float), np.nan)
+    return low
+
+
+def _reasons(
+    first: pd.DataFrame,
+    q: pd.DataFrame,
+    qi: np.ndarray,
+    several: np.ndarray,
+    low: np.ndarray,
+    min_score: float,
+) -> np.ndarray:
+    """Explain each answered row: tie, too weak, fuzzy road, building or house not found."""
+    tie = several & ~low
     brank = first["brank"].fillna(0).to_numpy(dtype=float) if "brank" in first else np.zeros(len(qi))
-    qbld = q["building"].to_numpy(dtype=object)[qi]
+    rows = zip(
+        tie,
+        low,
+        first["level"].to_numpy(dtype=object),
+        first["score"].to_numpy(dtype=float),
+        first["sim"].to_numpy(dtype=float),
+        q["road_text"].to_numpy(dtype=object)[qi],
+        first["road"].to_numpy(dtype=object),
+        q["house"].to_numpy(dtype=object)[qi],
+        brank,
+        q["building"].to_numpy(dtype=object)[qi],
+        strict=True,
+    )
     reasons = []
-    for t, lo, lv, sc, si, rt, rn, hs, br, qb in zip(
-        tie, low, level, score, sim, road_text, road_name, house_txt, brank, qbld, strict=True
-    ):
-        r = []
-        if t:
-            r.append("tie: several places match equally; name the community")
-        elif lo:
-            r.append(f"best candidate '{rn}' scored {sc:.0f} < min score {min_score:g}")
-            reasons.append(r[0])
+    for t, lo, lv, sc, si, rt, rn, hs, br, qb in rows:
+        if lo and not t:
+            reasons.append(f"best candidate '{rn}' scored {sc:.0f} < min score {min_score:g}")
             continue
+        r = ["tie: several places match equally; name the community"] if t else []
         if si < 100:
             r.append(f"road '{rt}' matched fuzzily to '{rn}' ({si:.0f})")
         if lv == "house" and br >= 2 and not t:
@@ -468,15 +535,12 @@ def _resolve_candidates(
                 else "no house number; located at road level"
             )
         reasons.append("; ".join(r))
-    res["reason"][qi] = np.array(reasons, dtype=object)
-    done = np.zeros(len(q), dtype=bool)
-    done[qi] = True
-    # an area-only reading may still help rows whose only candidates were too weak
-    done[qi[low]] = False
-    return done
+    return np.array(reasons, dtype=object)
 
 
-def _area_fallback(q: pd.DataFrame, todo: np.ndarray, res: dict, *, min_score: float) -> None:
+def _area_fallback(
+    q: pd.DataFrame, todo: np.ndarray, res: dict[str, np.ndarray], *, min_score: float
+) -> None:
     """Community / town level for rows without a usable road candidate."""
     idx = np.flatnonzero(todo)
     if not len(idx):
