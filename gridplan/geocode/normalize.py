@@ -27,6 +27,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -126,7 +127,7 @@ def trie_regex(words: Iterable[str]) -> str:
     ['五一路', '三元里', '五一']
 
     """
-    trie: dict = {}
+    trie: dict[str, Any] = {}
     for w in words:
         if not w:
             continue
@@ -135,7 +136,7 @@ def trie_regex(words: Iterable[str]) -> str:
             node = node.setdefault(ch, {})
         node[""] = True
 
-    def build(node: dict) -> str:
+    def build(node: dict[str, Any]) -> str:
         end = "" in node
         branches = [re.escape(ch) + build(sub) for ch, sub in sorted(node.items()) if ch != ""]
         if not branches:
@@ -245,7 +246,7 @@ def normalize_one(text: str, rules: TextRules) -> tuple[str, str]:
 
         def mask(mm: re.Match[str]) -> str:
             ch = chr(_MASK_BASE + index_of[mm.group(0)])
-            table[ch] = mm.group(0)  # type: ignore[index]
+            table[ch] = mm.group(0)
             return ch
 
         t = rules._mask_re.sub(mask, t)

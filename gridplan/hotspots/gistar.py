@@ -30,11 +30,15 @@ BIN_LEVELS: tuple[tuple[float, int], ...] = ((0.10, 1), (0.05, 2), (0.01, 3))
 #: Tolerance (m) for two polygons to count as neighbours (hand-drawn edges rarely match exactly).
 CONTIGUITY_TOLERANCE_M = 0.5
 
-def _pairs(units: gpd.GeoDataFrame, by: str, distance_band_m: float | None) -> tuple[NDArray, NDArray]:
+
+def _pairs(
+    units: gpd.GeoDataFrame, by: str, distance_band_m: float | None
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     if distance_band_m is not None:
         if not distance_band_m > 0:
-            raise InputError(f"distance band must be positive, got {distance_band_m}",
-                             field="distance_band_m")
+            raise InputError(
+                f"distance band must be positive, got {distance_band_m}", field="distance_band_m"
+            )
         from scipy.spatial import cKDTree
 
         c = shapely.centroid(units.geometry.to_numpy())
@@ -61,6 +65,7 @@ def _pairs(units: gpd.GeoDataFrame, by: str, distance_band_m: float | None) -> t
     i, j = tree.query(geoms, predicate="dwithin", distance=CONTIGUITY_TOLERANCE_M)
     keep = i != j
     return i[keep].astype(np.int64), j[keep].astype(np.int64)
+
 
 def spatial_weights(
     units: gpd.GeoDataFrame, *, by: Level = "grid", distance_band_m: float | None = None
@@ -101,6 +106,7 @@ def spatial_weights(
         logger.info("%d of %d areas have no neighbour (islands)", len(isl), n)
     return graph, n_nb
 
+
 def neighbour_matrix(
     units: gpd.GeoDataFrame, *, by: Level = "grid", distance_band_m: float | None = None
 ) -> Any:
@@ -112,6 +118,7 @@ def neighbour_matrix(
     m = sparse.csr_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
     m.data[:] = 1.0
     return m
+
 
 def gi_star_analytic(values: ArrayLike, neighbours: Any) -> NDArray[np.float64]:
     """Gi* z-scores (Getis & Ord 1992; Ord & Getis 1995) with binary weights and the area itself.
@@ -149,6 +156,7 @@ def gi_star_analytic(values: ArrayLike, neighbours: Any) -> NDArray[np.float64]:
         z = np.where(den > 0, (local - mean[None, :] * wi[:, None]) / den, 0.0)
     return z[:, 0] if one else z
 
+
 def fdr_bins(z: ArrayLike, p: ArrayLike, *, fdr: bool = True) -> NDArray[np.int8]:
     """``gi_bin`` ∈ −3..3: sign of z times the highest confidence level (90/95/99 %) passed.
 
@@ -175,10 +183,12 @@ def fdr_bins(z: ArrayLike, p: ArrayLike, *, fdr: bool = True) -> NDArray[np.int8
         bins[sig] = level
     return (np.sign(za) * bins).astype(np.int8)
 
+
 def _p_two_sided(z: NDArray[np.float64]) -> NDArray[np.float64]:
     from scipy.stats import norm
 
     return np.minimum(1.0, 2.0 * norm.sf(np.abs(z)))
+
 
 def gi_star(
     values: ArrayLike,
@@ -225,12 +235,26 @@ def gi_star(
     if n < 3 or float(np.ptp(y)) == 0.0:
         # no variation: nothing can be a hot or cold spot
         zeros = np.zeros(n)
-        return pd.DataFrame({"gi_z": zeros, "gi_p": np.ones(n), "gi_p_sim": np.ones(n) if permutations else
-                             np.full(n, np.nan), "gi_bin": np.zeros(n, dtype=np.int8)})
+        return pd.DataFrame(
+            {
+                "gi_z": zeros,
+                "gi_p": np.ones(n),
+                "gi_p_sim": np.ones(n) if permutations else np.full(n, np.nan),
+                "gi_bin": np.zeros(n, dtype=np.int8),
+            }
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        lg = esda.G_Local(y, graph, transform="B", star=True, permutations=int(permutations),
-                          seed=seed, n_jobs=1, keep_simulations=False)
+        lg = esda.G_Local(
+            y,
+            graph,
+            transform="B",
+            star=True,
+            permutations=int(permutations),
+            seed=seed,
+            n_jobs=1,
+            keep_simulations=False,
+        )
     z = np.asarray(lg.Zs, dtype=np.float64)
     z = np.where(np.isfinite(z), z, 0.0)
     p = _p_two_sided(z)
@@ -239,6 +263,7 @@ def gi_star(
         p_sim = np.minimum(1.0, 2.0 * np.asarray(lg.p_sim, dtype=np.float64))
     bins = fdr_bins(z, p if inference == "analytic" else p_sim, fdr=fdr)
     return pd.DataFrame({"gi_z": z, "gi_p": p, "gi_p_sim": p_sim, "gi_bin": bins})
+
 
 def resolve_value(value: str, by: str, units: pd.DataFrame) -> str:
     """Resolve ``"auto"``: ``rate`` for plan polygons with residents, else ``density``.
@@ -260,9 +285,11 @@ def resolve_value(value: str, by: str, units: pd.DataFrame) -> str:
     has_res = units is not None and "residents" in units.columns and bool((units["residents"] > 0).all())
     return "rate" if by != "h3" and has_res else "density"
 
+
 def _analysis_value(agg: pd.DataFrame, value: str) -> NDArray[np.float64]:
     v = agg[value].to_numpy(np.float64)
     return np.where(np.isfinite(v), v, 0.0)
+
 
 def hotspot_analysis(
     events: Any,
@@ -308,19 +335,35 @@ def hotspot_analysis(
         raise InputError("no located events fall inside the plan's grids")
     used = resolve_value(value, by, agg)
     graph, n_nb = spatial_weights(agg, by=by, distance_band_m=distance_band_m)
-    gi = gi_star(_analysis_value(agg, used), graph, permutations=permutations, seed=seed,
-                 inference=inference)
+    gi = gi_star(_analysis_value(agg, used), graph, permutations=permutations, seed=seed, inference=inference)
     out = agg.copy()
     for col in gi.columns:
         out[col] = gi[col].to_numpy()
     out["n_neighbors"] = n_nb
-    out.attrs.update({
-        "by": by, "value": used, "permutations": permutations, "inference": inference,
-        "neighbourhood": f"distance band {distance_band_m:g} m" if distance_band_m else
-        ("H3 k-ring 1" if by == "h3" else "queen contiguity"), "n_outside": agg.attrs.get("n_outside", 0),
-    })
+    out.attrs.update(
+        {
+            "by": by,
+            "value": used,
+            "permutations": permutations,
+            "inference": inference,
+            "neighbourhood": f"distance band {distance_band_m:g} m"
+            if distance_band_m
+            else ("H3 k-ring 1" if by == "h3" else "queen contiguity"),
+            "n_outside": agg.attrs.get("n_outside", 0),
+        }
+    )
     counts = {b: int((out["gi_bin"] == b).sum()) for b in (3, 2, 1, -1, -2, -3)}
-    logger.info("Gi* on %s %s areas (%s): hot 99/95/90 %% = %d/%d/%d, cold = %d/%d/%d in %.2f s",
-                f"{len(out):,}", by, out.attrs["neighbourhood"], counts[3], counts[2], counts[1],
-                counts[-3], counts[-2], counts[-1], time.perf_counter() - t0)
+    logger.info(
+        "Gi* on %s %s areas (%s): hot 99/95/90 %% = %d/%d/%d, cold = %d/%d/%d in %.2f s",
+        f"{len(out):,}",
+        by,
+        out.attrs["neighbourhood"],
+        counts[3],
+        counts[2],
+        counts[1],
+        counts[-3],
+        counts[-2],
+        counts[-1],
+        time.perf_counter() - t0,
+    )
     return out

@@ -62,7 +62,9 @@ __all__ = [
 ]
 
 
-def _as_xy(x: ArrayLike, y: ArrayLike, weights: ArrayLike | None) -> tuple[NDArray, NDArray, NDArray]:
+def _as_xy(
+    x: ArrayLike, y: ArrayLike, weights: ArrayLike | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     xa = np.asarray(x, dtype=np.float64).ravel()
     ya = np.asarray(y, dtype=np.float64).ravel()
     if xa.shape != ya.shape:
@@ -127,7 +129,7 @@ def silverman_bandwidth_m(x: ArrayLike, y: ArrayLike, weights: ArrayLike | None 
     spread = min(sd, math.sqrt(1.0 / math.log(2.0)) * dm) if dm > 0 else sd
     if spread <= 0:
         raise InputError("all events are at one place; set bandwidth_m explicitly")
-    return max(1.0, 0.9 * spread * n ** -0.2)
+    return max(1.0, 0.9 * spread * n**-0.2)
 
 
 def _grid_for(bounds: tuple[float, float, float, float], cell_m: float) -> tuple[Affine, int, int]:
@@ -143,7 +145,13 @@ def _grid_for(bounds: tuple[float, float, float, float], cell_m: float) -> tuple
 
 
 def linear_bin(
-    x: NDArray, y: NDArray, w: NDArray, transform: Affine, shape: tuple[int, int], *, pad: int = 0
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    w: NDArray[np.float64],
+    transform: Affine,
+    shape: tuple[int, int],
+    *,
+    pad: int = 0,
 ) -> NDArray[np.float64]:
     """Linear (bilinear) binning of weighted points onto cell centres.
 
@@ -192,9 +200,7 @@ def linear_bin(
         j0, i0, fu, fv, w = j0[keep], i0[keep], fu[keep], fv[keep], w[keep]
     base = i0 * nc + j0
     idx = np.concatenate([base, base + 1, base + nc, base + nc + 1])
-    wts = np.concatenate(
-        [w * (1 - fu) * (1 - fv), w * fu * (1 - fv), w * (1 - fu) * fv, w * fu * fv]
-    )
+    wts = np.concatenate([w * (1 - fu) * (1 - fv), w * fu * (1 - fv), w * (1 - fu) * fv, w * fu * fv])
     out = np.bincount(idx, weights=wts, minlength=nr * nc).astype(np.float64, copy=False)
     return out.reshape(nr, nc)
 
@@ -302,7 +308,12 @@ def kde_density(
         dens[mask] = np.nan
     logger.info(
         "KDE of %s events: %d × %d cells of %g m, bandwidth %.0f m, in %.2f s",
-        f"{xa.size:,}", rows, cols, cell_m, sigma, time.perf_counter() - t0,
+        f"{xa.size:,}",
+        rows,
+        cols,
+        cell_m,
+        sigma,
+        time.perf_counter() - t0,
     )
     return dens.astype(np.float32, copy=False), transform
 
@@ -406,12 +417,11 @@ def write_cog(
         "overview_resampling": overview_resampling.upper(),
         "BIGTIFF": "IF_SAFER",
     }
-    with atomic_path(target) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(data, 1)
-            dst.update_tags(**all_tags)
-            dst.set_band_unit(1, units)
-            dst.set_band_description(1, all_tags.get("description", "kernel density"))
+    with atomic_path(target) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(data, 1)
+        dst.update_tags(**all_tags)
+        dst.set_band_unit(1, units)
+        dst.set_band_description(1, all_tags.get("description", "kernel density"))
     logger.info("wrote COG %s (%d × %d)", target, arr.shape[0], arr.shape[1])
     return target
 
@@ -425,15 +435,27 @@ def _cjk_font() -> str | None:
     names = {f.name for f in font_manager.fontManager.ttflist}
     if not any("CJK" in n or n in ("SimHei", "Microsoft YaHei", "WenQuanYi Micro Hei") for n in names):
         # matplotlib's font scan skips .ttc collections (where Debian/Ubuntu ship Noto CJK)
-        for pattern in ("/usr/share/fonts/**/NotoSansCJK*Regular.ttc", "/usr/share/fonts/**/wqy-*.ttc",
-                        "/System/Library/Fonts/PingFang.ttc", "C:/Windows/Fonts/msyh.ttc"):
+        for pattern in (
+            "/usr/share/fonts/**/NotoSansCJK*Regular.ttc",
+            "/usr/share/fonts/**/wqy-*.ttc",
+            "/System/Library/Fonts/PingFang.ttc",
+            "C:/Windows/Fonts/msyh.ttc",
+        ):
             for path in glob.glob(pattern, recursive=True)[:1]:
                 try:
                     font_manager.fontManager.addfont(path)
                 except (OSError, RuntimeError, ValueError):  # pragma: no cover - unreadable font
                     continue
-    wanted = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei",
-              "SimHei", "Microsoft YaHei", "PingFang SC", "Noto Serif CJK SC")
+    wanted = (
+        "Noto Sans CJK SC",
+        "Noto Sans SC",
+        "Source Han Sans SC",
+        "WenQuanYi Micro Hei",
+        "SimHei",
+        "Microsoft YaHei",
+        "PingFang SC",
+        "Noto Serif CJK SC",
+    )
     names = {f.name for f in font_manager.fontManager.ttflist}
     for name in wanted:
         if name in names:
@@ -511,10 +533,11 @@ def write_png(
     return target
 
 
-def cell_centres(transform: Affine, shape: tuple[int, int]) -> tuple[NDArray, NDArray]:
+def cell_centres(
+    transform: Affine, shape: tuple[int, int]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """X and y of every cell centre as two ``shape`` arrays."""
     rows, cols = shape
     cx = transform.c + (np.arange(cols) + 0.5) * transform.a
     cy = transform.f + (np.arange(rows) + 0.5) * transform.e
     return np.meshgrid(cx, cy)
-
