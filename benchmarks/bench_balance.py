@@ -159,7 +159,7 @@ def _coverage_rows(data: Path, plan) -> list[dict]:
 
 
 def run(scale: str) -> list[dict]:
-    from gridplan.balance import rebalance, unit_workload
+    from gridplan.balance import RebalanceOptions, rebalance, unit_workload
     from gridplan.layers import read_events, read_layer
     from gridplan.plans import read_plan
 
@@ -179,7 +179,7 @@ def run(scale: str) -> list[dict]:
         staff = round(STAFF_PER_GRID * n_grids)
         cpu0 = time.process_time()
         with measure() as m_bal:
-            prop = rebalance(plan, wl, total_staff=staff, min_staff=1, max_staff=6)
+            prop = rebalance(plan, wl, total_staff=staff, options=RebalanceOptions(min_staff=1, max_staff=6))
         cpu_bal = time.process_time() - cpu0
     s = prop.summary
     reduction = 1 - s["cv_after"] / s["cv_before"] if s["cv_before"] else 0.0

@@ -13,7 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from gridplan.balance import apportion_by_community, rebalance
+from gridplan.balance import RebalanceOptions, apportion_by_community, rebalance
 from gridplan.errors import InputError
 from gridplan.plans import Plan, PlanMeta, read_plan, write_plan
 
@@ -79,7 +79,9 @@ def _strip() -> Plan:
 
 def test_strip_one_move_balances_and_moves_fewest_households():
     plan = _strip()
-    p = rebalance(plan, _wl(plan, [10.0] * 6), total_staff=2, target_cv=0.0, rebuild_h3=False)
+    p = rebalance(
+        plan, _wl(plan, [10.0] * 6), total_staff=2, options=RebalanceOptions(target_cv=0.0, rebuild_h3=False)
+    )
     # both boundary units of grid 001 would balance it; the one with 5 households is the cheaper move
     assert p.moves[["unit_id", "from_grid", "to_grid", "households"]].to_dict("records") == [
         {"unit_id": "U001", "from_grid": COMM_A + "001", "to_grid": COMM_A + "002", "households": 5}
@@ -105,7 +107,10 @@ def test_strip_one_move_balances_and_moves_fewest_households():
 def test_staffing_alone_balances_without_moves():
     plan = _strip()
     p = rebalance(
-        plan, _wl(plan, [10.0, 10.0, 20.0, 10.0, 10.0, 20.0]), total_staff=4, target_cv=0.0, rebuild_h3=False
+        plan,
+        _wl(plan, [10.0, 10.0, 20.0, 10.0, 10.0, 20.0]),
+        total_staff=4,
+        options=RebalanceOptions(target_cv=0.0, rebuild_h3=False),
     )
     assert p.moves.empty
     assert p.plan.base_grids.set_index("grid_code")["staff"].tolist() == [2, 2]
@@ -119,10 +124,7 @@ def test_band_blocks_a_move_that_would_leave_it():
         plan,
         _wl(plan, [10.0] * 6),
         total_staff=2,
-        target_cv=0.0,
-        households_min=31,
-        households_max=1000,
-        rebuild_h3=False,
+        options=RebalanceOptions(target_cv=0.0, households_min=31, households_max=1000, rebuild_h3=False),
     )
     assert p.moves.empty
 
@@ -136,22 +138,29 @@ def test_articulation_unit_cannot_move():
         (1, 1, COMM_A, "002", 10),
     ]
     plan = _plan(cells)
-    p = rebalance(plan, _wl(plan, [10.0] * 4), total_staff=2, target_cv=0.0, rebuild_h3=False)
+    p = rebalance(
+        plan, _wl(plan, [10.0] * 4), total_staff=2, options=RebalanceOptions(target_cv=0.0, rebuild_h3=False)
+    )
     assert p.moves.empty  # moving the middle unit would cut grid 001 in two
 
 
 def test_no_move_across_communities():
     cells = [(0, 0, COMM_A, "001", 10), (1, 0, COMM_A, "001", 10), (2, 0, COMM_B, "001", 10)]
     plan = _plan(cells)
-    p = rebalance(plan, _wl(plan, [10.0, 10.0, 1.0]), total_staff=2, target_cv=0.0, rebuild_h3=False)
+    p = rebalance(
+        plan,
+        _wl(plan, [10.0, 10.0, 1.0]),
+        total_staff=2,
+        options=RebalanceOptions(target_cv=0.0, rebuild_h3=False),
+    )
     assert p.moves.empty
 
 
 def test_seed_gives_identical_proposals():
     plan = _grid_plan(np.random.default_rng(3), 6, 4, 2)
     wl = _wl(plan, np.random.default_rng(4).uniform(1, 30, len(plan.atomic_units)))
-    a = rebalance(plan, wl, total_staff=12, target_cv=0.0, seed=7, rebuild_h3=False)
-    b = rebalance(plan, wl, total_staff=12, target_cv=0.0, seed=7, rebuild_h3=False)
+    a = rebalance(plan, wl, total_staff=12, options=RebalanceOptions(target_cv=0.0, seed=7, rebuild_h3=False))
+    b = rebalance(plan, wl, total_staff=12, options=RebalanceOptions(target_cv=0.0, seed=7, rebuild_h3=False))
     pd.testing.assert_frame_equal(a.moves, b.moves)
 
 
@@ -165,14 +174,22 @@ def test_seed_gives_identical_proposals():
 )
 def test_bad_parameters(kwargs, match):
     plan = _strip()
+    total = kwargs.pop("total_staff")
     with pytest.raises(InputError, match=match):
-        rebalance(plan, _wl(plan, [1.0] * 6), rebuild_h3=False, **kwargs)
+        rebalance(
+            plan,
+            _wl(plan, [1.0] * 6),
+            total_staff=total,
+            options=RebalanceOptions(rebuild_h3=False, **kwargs),
+        )
 
 
 def test_missing_unit_workload():
     plan = _strip()
     with pytest.raises(InputError, match="no workload for atomic unit"):
-        rebalance(plan, _wl(plan, [1.0] * 6).iloc[:5], total_staff=2, rebuild_h3=False)
+        rebalance(
+            plan, _wl(plan, [1.0] * 6).iloc[:5], total_staff=2, options=RebalanceOptions(rebuild_h3=False)
+        )
 
 
 def test_apportion_by_community_keeps_community_totals():
@@ -187,7 +204,9 @@ def test_apportion_by_community_keeps_community_totals():
 
 def test_proposal_round_trips_through_write_plan(tmp_path: Path):
     plan = _strip()
-    p = rebalance(plan, _wl(plan, [10.0] * 6), total_staff=2, target_cv=0.0, rebuild_h3=False)
+    p = rebalance(
+        plan, _wl(plan, [10.0] * 6), total_staff=2, options=RebalanceOptions(target_cv=0.0, rebuild_h3=False)
+    )
     out = write_plan(p.plan, tmp_path / "proposal.gpkg")
     back = read_plan(out)
     assert back.meta.kind == "proposal"
@@ -234,12 +253,9 @@ def test_rebalance_invariants(seed: int, ncols: int, nrows: int, per_comm: int, 
         plan,
         wl,
         total_staff=total,
-        min_staff=1,
-        max_staff=3 + extra,
-        target_cv=0.0,
-        min_compactness=0.0,
-        seed=seed,
-        rebuild_h3=False,
+        options=RebalanceOptions(
+            min_staff=1, max_staff=3 + extra, target_cv=0.0, min_compactness=0.0, seed=seed, rebuild_h3=False
+        ),
     )
     au, bg = p.plan.atomic_units, p.plan.base_grids
     # no unit lost or duplicated, geometry untouched

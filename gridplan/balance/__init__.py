@@ -7,7 +7,13 @@
 * :mod:`~gridplan.balance.proposal` — the proposal written as a new plan version.
 """
 
-from gridplan.balance.rebalance import Proposal, apportion_by_community, metrics_table, rebalance
+from gridplan.balance.rebalance import (
+    Proposal,
+    RebalanceOptions,
+    apportion_by_community,
+    metrics_table,
+    rebalance,
+)
 from gridplan.balance.staffing import Method, apportion, staffing_table
 from gridplan.balance.workload import (
     COMPONENTS,
@@ -20,9 +26,10 @@ from gridplan.balance.workload import (
 
 __all__ = [
     "COMPONENTS",
+    "WEIGHT_KEYS",
     "Method",
     "Proposal",
-    "WEIGHT_KEYS",
+    "RebalanceOptions",
     "apportion",
     "apportion_by_community",
     "default_weights_path",

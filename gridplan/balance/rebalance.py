@@ -45,14 +45,15 @@ import pandas as pd
 import shapely
 
 from gridplan.balance.graph import grid_components, grid_perimeters, polsby_popper, unit_adjacency
-from gridplan.balance.proposal import build_proposal_plan
+from gridplan.balance.proposal import ProposalChange, build_proposal_plan
 from gridplan.balance.search import SearchParams, SearchState, refine_staff, run_round
 from gridplan.balance.staffing import Method, apportion
 from gridplan.errors import InputError
+from gridplan.plans import Plan, numeric_column
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Proposal", "apportion_by_community", "metrics_table", "rebalance"]
+__all__ = ["Proposal", "RebalanceOptions", "apportion_by_community", "metrics_table", "rebalance"]
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,10 @@ def _maxmin(x: np.ndarray) -> float:
     return float(x.max() / x.min()) if len(x) and x.min() > 0 else float("inf") if len(x) else 1.0
 
 
-def _reason(move: tuple, codes: np.ndarray, hh: np.ndarray, wl: np.ndarray, unit_ids: np.ndarray) -> str:
+_Move = tuple[int, int, int, float, float, str]  # unit, from grid, to grid, load ratios, note
+
+
+def _reason(move: _Move, codes: np.ndarray, hh: np.ndarray, wl: np.ndarray, unit_ids: np.ndarray) -> str:
     u, a, b, ra, rb, note = move
     text = (
         f"grid {codes[a]} workload/worker {ra:.2f}× city mean; {codes[b]} {rb:.2f}× "
@@ -190,37 +194,12 @@ def metrics_table(
     return pd.DataFrame(rows, columns=["metric", "scope", "before", "after"])
 
 
-def rebalance(
-    plan: Any,
-    workload_units: pd.DataFrame | pd.Series,
-    *,
-    total_staff: int,
-    min_staff: int = 1,
-    max_staff: int | None = None,
-    method: Method = "webster",
-    target_cv: float = 0.10,
-    max_moved_share: float = 0.15,
-    min_compactness: float = 0.2,
-    max_compactness_loss: float = 0.5,
-    households_min: int | None = None,
-    households_max: int | None = None,
-    address_weight: float = 0.2,
-    rounds: int = 4,
-    seed: int = 0,
-    staffing: Literal["community", "grid"] = "community",
-    rebuild_h3: bool = True,
-) -> Proposal:
-    """Propose staff per grid and the fewest boundary moves that even out workload per worker.
+@dataclass(frozen=True)
+class RebalanceOptions:
+    """How :func:`rebalance` staffs and moves.
 
-    Parameters
+    Attributes
     ----------
-    plan
-        The current :class:`gridplan.plans.Plan`.
-    workload_units
-        Workload per atomic unit: the output of :func:`gridplan.balance.workload.unit_workload` (columns
-        ``unit_id``, ``workload``) or a Series indexed by ``unit_id``; hours per month.
-    total_staff
-        Grid workers to apportion (exactly this many are assigned).
     min_staff, max_staff
         Workers per grid (``min_staff`` ≥ 1; ``max_staff=None``: unbounded).
     method
@@ -253,33 +232,66 @@ def rebalance(
     rebuild_h3
         Rebuild the plan's H3 index for the new grid shapes (only skip in tests).
 
-    Returns
-    -------
-    Proposal
-
-    Raises
-    ------
-    InputError
-        Workload missing for some unit, negative workload, infeasible staff budget, bad parameters.
 
     """
-    t0 = time.perf_counter()
-    if min_staff < 1:
-        raise InputError("min staff per grid must be >= 1 to compute workload per worker", field="min_staff")
-    if not 0 <= max_moved_share <= 1:
-        raise InputError("must be between 0 and 1", field="max_moved_share")
-    if target_cv < 0:
-        raise InputError("must be >= 0", field="target_cv")
-    if not 0 <= max_compactness_loss <= 1:
-        raise InputError("must be between 0 and 1", field="max_compactness_loss")
-    au = plan.atomic_units
-    params = getattr(plan.meta, "params", {}) or {}
-    hmin = float(households_min if households_min is not None else params.get("households_min", 300))
-    hmax = float(households_max if households_max is not None else params.get("households_max", 500))
-    if hmax < hmin:
-        raise InputError("households_max is below households_min", field="households_max")
 
-    unit_ids = au["unit_id"].astype(str).to_numpy()
+    min_staff: int = 1
+    max_staff: int | None = None
+    method: Method = "webster"
+    target_cv: float = 0.10
+    max_moved_share: float = 0.15
+    min_compactness: float = 0.2
+    max_compactness_loss: float = 0.5
+    households_min: int | None = None
+    households_max: int | None = None
+    address_weight: float = 0.2
+    rounds: int = 4
+    seed: int = 0
+    staffing: Literal["community", "grid"] = "community"
+    rebuild_h3: bool = True
+
+    def check(self) -> None:
+        """Refuse parameters outside their range (the field is named)."""
+        if self.min_staff < 1:
+            raise InputError(
+                "min staff per grid must be >= 1 to compute workload per worker", field="min_staff"
+            )
+        if not 0 <= self.max_moved_share <= 1:
+            raise InputError("must be between 0 and 1", field="max_moved_share")
+        if self.target_cv < 0:
+            raise InputError("must be >= 0", field="target_cv")
+        if not 0 <= self.max_compactness_loss <= 1:
+            raise InputError("must be between 0 and 1", field="max_compactness_loss")
+
+    def band(self, plan: Plan) -> tuple[float, float]:
+        """Return the household band: these options, else the plan's parameters, else 300–500."""
+        params = plan.meta.params or {}
+        lo = self.households_min if self.households_min is not None else params.get("households_min", 300)
+        hi = self.households_max if self.households_max is not None else params.get("households_max", 500)
+        if float(hi) < float(lo):
+            raise InputError("households_max is below households_min", field="households_max")
+        return float(lo), float(hi)
+
+    def record(self, total_staff: int, band: tuple[float, float]) -> dict[str, Any]:
+        """Return the parameters recorded in the proposal's ``plan_meta``."""
+        return {
+            "total_staff": int(total_staff),
+            "min_staff": int(self.min_staff),
+            "max_staff": None if self.max_staff is None else int(self.max_staff),
+            "method": self.method,
+            "target_cv": float(self.target_cv),
+            "max_moved_share": float(self.max_moved_share),
+            "min_compactness": float(self.min_compactness),
+            "max_compactness_loss": float(self.max_compactness_loss),
+            "households_min": band[0],
+            "households_max": band[1],
+            "seed": int(self.seed),
+            "workload_unit": "hours per month",
+        }
+
+
+def _unit_workload(unit_ids: np.ndarray, workload_units: pd.DataFrame | pd.Series) -> np.ndarray:
+    """Workload of every atomic unit, in the units' order (missing or negative refused)."""
     if isinstance(workload_units, pd.Series):
         wl_series = workload_units.copy()
     else:
@@ -293,220 +305,365 @@ def rebalance(
         raise InputError(f"no workload for atomic unit(s) {', '.join(missing)}", field="workload")
     if (wl < 0).any():
         raise InputError("workload must be >= 0", field="workload")
+    return wl
 
-    grid_code_u = au["base_grid_code"].astype("string").fillna("").to_numpy(dtype=object)
-    bg = plan.base_grids
-    codes = np.array(sorted(set(bg["grid_code"].astype(str)) | (set(grid_code_u) - {""})), dtype=object)
-    code_idx = {c: i for i, c in enumerate(codes)}
-    grid_of = np.array([code_idx.get(c, -1) if c else -1 for c in grid_code_u], dtype=np.int64)
-    n_g = len(codes)
-    if n_g == 0:
-        raise InputError("plan has no base grids", layer="base_grids")
-    comm_u = au["community_code"].astype("string").fillna("").to_numpy(dtype=object)
-    comm_g = np.empty(n_g, dtype=object)
-    ok = grid_of >= 0
-    comm_g[grid_of[ok]] = comm_u[ok]
-    bg_comm = bg.set_index(bg["grid_code"].astype(str))["community_code"].astype(str)
-    empty = np.array([c is None for c in comm_g])
-    comm_g[empty] = bg_comm.reindex(codes[empty]).to_numpy()
 
-    def num(col: str) -> np.ndarray:
-        return (
-            pd.to_numeric(au[col], errors="coerce").fillna(0).to_numpy(float)
-            if col in au
-            else np.zeros(len(au))
-        )
+@dataclass(frozen=True)
+class _Units:
+    """The plan's atomic units as arrays, with their grid (index into ``codes``) and community."""
 
-    hh, addr, res = num("households"), num("addresses"), num("residents")
-    geoms = au.geometry.to_numpy()
-    area, perim = shapely.area(geoms), shapely.length(geoms)
+    ids: np.ndarray
+    grid_of: np.ndarray
+    codes: np.ndarray
+    comm_u: np.ndarray
+    comm_g: np.ndarray
+    wl: np.ndarray
+    hh: np.ndarray
+    addr: np.ndarray
+    res: np.ndarray
+    geoms: np.ndarray
 
-    # staffing: before (current), staffing only, then rounds of moves + re-apportioning
-    W0 = np.bincount(grid_of[ok], weights=wl[ok], minlength=n_g)
-    S_before = _baseline_staff(bg, codes, total_staff, min_staff, max_staff, method)
-    lo_arr = np.full(n_g, min_staff, dtype=np.int64)
-    hi_arr = np.full(n_g, max_staff if max_staff is not None else 10**9, dtype=np.int64)
-    mean_wpw = float(W0.sum() / total_staff)
+    @classmethod
+    def of(cls, plan: Plan, wl_in: pd.DataFrame | pd.Series) -> _Units:
+        au, bg = plan.atomic_units, plan.base_grids
+        ids = au["unit_id"].astype(str).to_numpy()
+        wl = _unit_workload(ids, wl_in)
+        grid_code_u = au["base_grid_code"].astype("string").fillna("").to_numpy(dtype=object)
+        codes = np.array(sorted(set(bg["grid_code"].astype(str)) | (set(grid_code_u) - {""})), dtype=object)
+        if len(codes) == 0:
+            raise InputError("plan has no base grids", layer="base_grids")
+        code_idx = {c: i for i, c in enumerate(codes)}
+        grid_of = np.array([code_idx.get(c, -1) if c else -1 for c in grid_code_u], dtype=np.int64)
+        comm_u = au["community_code"].astype("string").fillna("").to_numpy(dtype=object)
+        comm_g = np.empty(len(codes), dtype=object)
+        ok = grid_of >= 0
+        comm_g[grid_of[ok]] = comm_u[ok]
+        empty = np.array([c is None for c in comm_g])
+        bg_comm = bg.set_index(bg["grid_code"].astype(str))["community_code"].astype(str)
+        comm_g[empty] = bg_comm.reindex(codes[empty]).to_numpy()
+        hh, addr, res = (numeric_column(au, c) for c in ("households", "addresses", "residents"))
+        return cls(ids, grid_of, codes, comm_u, comm_g.astype(str), wl, hh, addr, res, au.geometry.to_numpy())
 
-    def staff_for(W: np.ndarray, S_prev: np.ndarray | None = None) -> np.ndarray:
-        if staffing == "grid":
-            return apportion(W, total_staff, min_staff=min_staff, max_staff=max_staff, method=method)
+    def per_grid(self, values: np.ndarray, grid_of: np.ndarray | None = None) -> np.ndarray:
+        """Sum *values* per grid (by the given assignment, default the plan's)."""
+        g = self.grid_of if grid_of is None else grid_of
+        ok = g >= 0
+        return np.bincount(g[ok], weights=values[ok], minlength=len(self.codes))
+
+
+@dataclass(frozen=True)
+class _Staffer:
+    """Integer staff per grid for a workload, by community (refined) or over all grids."""
+
+    units: _Units
+    total: int
+    options: RebalanceOptions
+    mean_wpw: float
+
+    def apportion(self, W: np.ndarray) -> np.ndarray:
+        o = self.options
+        return apportion(W, self.total, min_staff=o.min_staff, max_staff=o.max_staff, method=o.method)
+
+    def refine(self, W: np.ndarray, S: np.ndarray) -> np.ndarray:
+        o, n = self.options, len(W)
+        lo = np.full(n, o.min_staff, dtype=np.int64)
+        hi = np.full(n, o.max_staff if o.max_staff is not None else 10**9, dtype=np.int64)
+        return refine_staff(W, S, self.units.comm_g, lo, hi, self.mean_wpw)
+
+    def staff_for(self, W: np.ndarray, S_prev: np.ndarray | None = None) -> np.ndarray:
+        o = self.options
+        if o.staffing == "grid":
+            return self.apportion(W)
         S_new = (
             S_prev
             if S_prev is not None
             else apportion_by_community(
-                W, comm_g.astype(str), total_staff, min_staff=min_staff, max_staff=max_staff, method=method
+                W,
+                self.units.comm_g,
+                self.total,
+                min_staff=o.min_staff,
+                max_staff=o.max_staff,
+                method=o.method,
             )
         )
-        return refine_staff(W, S_new, comm_g.astype(str), lo_arr, hi_arr, mean_wpw)
+        return self.refine(W, S_new)
 
-    # Staffing alone: the community-first apportionment, unless one grid-level apportionment of
-    # the whole budget happens to balance better (then its community totals are kept instead).
-    S = staff_for(W0)
-    S_grid = apportion(W0, total_staff, min_staff=min_staff, max_staff=max_staff, method=method)
-    if _cv(W0 / S_grid) < _cv(W0 / S) - 1e-12:
-        S = refine_staff(W0, S_grid, comm_g.astype(str), lo_arr, hi_arr, mean_wpw)
-    S_staff_only = S.copy()
+    def staffing_only(self, W0: np.ndarray) -> np.ndarray:
+        """Community-first staffing, unless one grid-level apportionment balances better."""
+        S = self.staff_for(W0)
+        S_grid = self.apportion(W0)
+        if _cv(W0 / S_grid) < _cv(W0 / S) - 1e-12:
+            S = self.refine(W0, S_grid)
+        return S
 
-    graph = unit_adjacency(geoms, comm_u)
-    parts_before = grid_components(graph, grid_of)
-    P0 = grid_perimeters(graph, grid_of, perim, n_g)
-    A0 = np.bincount(grid_of[ok], weights=area[ok], minlength=n_g)
+
+def _search_state(u: _Units, seed: int) -> tuple[SearchState, np.ndarray, np.ndarray]:
+    """Start the search on the plan's grids; also return the grids' starting area and perimeter."""
+    area, perim = shapely.area(u.geoms), shapely.length(u.geoms)
+    graph = unit_adjacency(u.geoms, u.comm_u)
+    n_g = len(u.codes)
+    P0 = grid_perimeters(graph, u.grid_of, perim, n_g)
+    A0 = u.per_grid(area)
     members: list[set[int]] = [set() for _ in range(n_g)]
-    for u in np.flatnonzero(ok):
-        members[grid_of[u]].add(int(u))
-    rng = np.random.default_rng(seed)
+    for k in np.flatnonzero(u.grid_of >= 0):
+        members[u.grid_of[k]].add(int(k))
     st = SearchState(
         graph=graph,
-        grid_of=grid_of.copy(),
-        wl=wl,
-        hh=hh,
-        addr=addr,
+        grid_of=u.grid_of.copy(),
+        wl=u.wl,
+        hh=u.hh,
+        addr=u.addr,
         area=area,
         perim=perim,
-        W=W0.copy(),
-        H=np.bincount(grid_of[ok], weights=hh[ok], minlength=n_g),
+        W=u.per_grid(u.wl),
+        H=u.per_grid(u.hh),
         A=A0.copy(),
         P=P0.copy(),
         members=members,
-        locked=np.zeros(len(au), dtype=bool),
-        tiebreak=rng.random(len(au)),
+        locked=np.zeros(len(u.ids), dtype=bool),
+        tiebreak=np.random.default_rng(seed).random(len(u.ids)),
     )
-    total_hh = float(hh[ok].sum())
-    prm = SearchParams(
-        households_min=hmin,
-        households_max=hmax,
-        min_compactness=min_compactness,
-        pp_floor=np.maximum(min_compactness, (1 - max_compactness_loss) * polsby_popper(A0, P0)),
-        target_cv=target_cv,
-        max_households_moved=max_moved_share * total_hh,
-        address_weight=address_weight,
-    )
+    return st, A0, P0
+
+
+def _search(st: SearchState, S: np.ndarray, prm: SearchParams, staffer: _Staffer, rounds: int) -> np.ndarray:
+    """Move units, re-staffing between rounds until the staff no longer change; return the staff."""
     n_rounds = max(rounds, 1)
     for r in range(n_rounds):
         run_round(st, S, prm)
         if r == n_rounds - 1:
             break  # the staff the last round balanced against are the ones proposed
-        S_new = staff_for(st.W, S)
+        S_new = staffer.staff_for(st.W, S)
         if np.array_equal(S_new, S):
             break
         S = S_new
+    return S
+
+
+def _moves_table(st: SearchState, u: _Units) -> pd.DataFrame:
+    """One row per moved atomic unit, in the order applied, with the reason."""
+    mv = np.array([m[0] for m in st.moves], dtype=np.int64)
+    none = len(mv) == 0
+    return pd.DataFrame(
+        {
+            "unit_id": np.array([], dtype=object) if none else u.ids[mv],
+            "from_grid": np.array([], dtype=object) if none else u.codes[[m[1] for m in st.moves]],
+            "to_grid": np.array([], dtype=object) if none else u.codes[[m[2] for m in st.moves]],
+            "households": np.array([], dtype=np.int64) if none else u.hh[mv].astype(np.int64),
+            "residents": np.array([], dtype=np.int64) if none else u.res[mv].astype(np.int64),
+            "addresses": np.array([], dtype=np.int64) if none else u.addr[mv].astype(np.int64),
+            "workload": np.array([], dtype=float) if none else u.wl[mv],
+            "reason": [_reason(m, u.codes, u.hh, u.wl, u.ids) for m in st.moves],
+        }
+    )
+
+
+def rebalance(
+    plan: Plan,
+    workload_units: pd.DataFrame | pd.Series,
+    *,
+    total_staff: int,
+    options: RebalanceOptions | None = None,
+) -> Proposal:
+    """Propose staff per grid and the fewest boundary moves that even out workload per worker.
+
+    Parameters
+    ----------
+    plan
+        The current :class:`gridplan.plans.Plan`.
+    workload_units
+        Workload per atomic unit: the output of :func:`gridplan.balance.workload.unit_workload` (columns
+        ``unit_id``, ``workload``) or a Series indexed by ``unit_id``; hours per month.
+    total_staff
+        Grid workers to apportion (exactly this many are assigned).
+    options
+        Staffing bounds, targets, constraints and seed (:class:`RebalanceOptions`; default: its
+        defaults).
+
+    Returns
+    -------
+    Proposal
+
+    Raises
+    ------
+    InputError
+        Workload missing for some unit, negative workload, infeasible staff budget, bad parameters.
+
+    """
+    t0 = time.perf_counter()
+    o = options or RebalanceOptions()
+    o.check()
+    hmin, hmax = o.band(plan)
+    u = _Units.of(plan, workload_units)
+    W0 = u.per_grid(u.wl)
+    S_before = _baseline_staff(plan.base_grids, u.codes, total_staff, o.min_staff, o.max_staff, o.method)
+    staffer = _Staffer(u, total_staff, o, float(W0.sum() / total_staff))
+    S_staff_only = staffer.staffing_only(W0)
+    st, A0, P0 = _search_state(u, o.seed)
+    parts_before = grid_components(st.graph, u.grid_of)
+    total_hh = float(u.per_grid(u.hh).sum())
+    prm = SearchParams(
+        households_min=hmin,
+        households_max=hmax,
+        min_compactness=o.min_compactness,
+        pp_floor=np.maximum(o.min_compactness, (1 - o.max_compactness_loss) * polsby_popper(A0, P0)),
+        target_cv=o.target_cv,
+        max_households_moved=o.max_moved_share * total_hh,
+        address_weight=o.address_weight,
+    )
+    S = _search(st, S_staff_only.copy(), prm, staffer, o.rounds)
     if _cv(st.W / S) > _cv(W0 / S_staff_only) + 1e-12:
         # The moves did not beat staffing alone (the re-apportioning between rounds can cost more
         # than the moves gained): never propose moving households for a worse balance.
         log.info("boundary moves did not improve on staffing alone; proposing staffing only")
-        st.grid_of = grid_of.copy()
-        st.W = W0.copy()
-        st.H = np.bincount(grid_of[ok], weights=hh[ok], minlength=n_g)
+        st.grid_of, st.W, st.H = u.grid_of.copy(), u.per_grid(u.wl), u.per_grid(u.hh)
         st.A, st.P = A0.copy(), P0.copy()
         st.moves.clear()
         S = S_staff_only.copy()
-    W1 = st.W
-    parts_after = grid_components(graph, st.grid_of)
-
-    wpw_before, wpw_staff, wpw_after = W0 / S_before, W0 / S_staff_only, W1 / S
-    mean = W0.sum() / total_staff
-    mv = np.array([m[0] for m in st.moves], dtype=np.int64)
-    moves = pd.DataFrame(
-        {
-            "unit_id": unit_ids[mv] if len(mv) else np.array([], dtype=object),
-            "from_grid": codes[[m[1] for m in st.moves]] if len(mv) else np.array([], dtype=object),
-            "to_grid": codes[[m[2] for m in st.moves]] if len(mv) else np.array([], dtype=object),
-            "households": hh[mv].astype(np.int64) if len(mv) else np.array([], dtype=np.int64),
-            "residents": res[mv].astype(np.int64) if len(mv) else np.array([], dtype=np.int64),
-            "addresses": addr[mv].astype(np.int64) if len(mv) else np.array([], dtype=np.int64),
-            "workload": wl[mv] if len(mv) else np.array([], dtype=float),
-            "reason": [_reason(mv_, codes, hh, wl, unit_ids) for mv_ in st.moves],
-        }
-    )
-    moved = np.zeros(len(au), dtype=bool)
-    moved[mv] = True
-    hh_moved = float(hh[moved].sum())
-    addr_moved = float(addr[moved].sum())
-
+    moves = _moves_table(st, u)
+    moved = np.zeros(len(u.ids), dtype=bool)
+    moved[[m[0] for m in st.moves]] = True
     out_plan, pp_before, pp_after = build_proposal_plan(
         plan,
-        grid_of_new=st.grid_of,
-        codes=codes,
-        unit_workload=wl,
-        staff=S,
-        grid_workload=W1,
-        moved=moved,
+        ProposalChange(
+            grid_of_new=st.grid_of,
+            codes=u.codes,
+            unit_workload=u.wl,
+            staff=S,
+            grid_workload=st.W,
+            moved=moved,
+        ),
         households_band=(hmin, hmax),
-        rebuild_h3=rebuild_h3,
-        params={
-            "total_staff": int(total_staff),
-            "min_staff": int(min_staff),
-            "max_staff": None if max_staff is None else int(max_staff),
-            "method": method,
-            "target_cv": float(target_cv),
-            "max_moved_share": float(max_moved_share),
-            "min_compactness": float(min_compactness),
-            "max_compactness_loss": float(max_compactness_loss),
-            "households_min": hmin,
-            "households_max": hmax,
-            "seed": int(seed),
-            "workload_unit": "hours per month",
-        },
+        rebuild_h3=o.rebuild_h3,
+        params=o.record(total_staff, (hmin, hmax)),
     )
     pp_before = polsby_popper(A0, P0) if pp_before is None else pp_before
-    H_after = st.H
-    band_out = lambda Hs: float(((Hs < hmin) | (Hs > hmax)).sum())  # noqa: E731
-    H0 = np.bincount(grid_of[ok], weights=hh[ok], minlength=n_g)
-    extra = [
-        ("cv_workload_per_staff_staffing_only", _cv(wpw_before), _cv(wpw_staff)),
-        ("households_moved", 0.0, hh_moved),
-        ("households_moved_share", 0.0, hh_moved / total_hh if total_hh else 0.0),
-        ("addresses_moved", 0.0, addr_moved),
-        ("units_moved", 0.0, float(moved.sum())),
-        ("compactness_mean", float(np.mean(pp_before)), float(np.mean(pp_after))),
-        ("compactness_min", float(np.min(pp_before)), float(np.min(pp_after))),
-        ("grids_out_of_band", band_out(H0), band_out(H_after)),
-        ("grids_not_contiguous", float((parts_before > 1).sum()), float((parts_after > 1).sum())),
-        ("workload_per_staff_mean", float(mean), float(W1.sum() / total_staff)),
-        ("staff_total", float(S_before.sum()), float(S.sum())),
-    ]
-    metrics = metrics_table(comm_g.astype(str), wpw_before, wpw_after, extra_city=extra)
-    staffing = pd.DataFrame(
-        {
-            "grid_code": codes,
-            "community_code": comm_g.astype(str),
-            "workload": W1,
-            "staff_before": S_before,
-            "staff": S,
-            "workload_per_staff_before": wpw_before,
-            "workload_per_staff": wpw_after,
-            "load_ratio": wpw_after / mean if mean > 0 else 0.0,
-        }
+    outcome = _Outcome(
+        u,
+        W0,
+        st.W,
+        S_before,
+        S_staff_only,
+        S,
+        moved,
+        st.H,
+        parts_before,
+        grid_components(st.graph, st.grid_of),
     )
+    metrics = outcome.metrics(total_staff, (hmin, hmax), (pp_before, pp_after))
     out_plan = replace(out_plan, extra_tables={"moves": moves, "metrics": metrics})
-    secs = time.perf_counter() - t0
-    summary = {
-        "cv_before": _cv(wpw_before),
-        "cv_staffing_only": _cv(wpw_staff),
-        "cv_after": _cv(wpw_after),
-        "max_min_before": _maxmin(wpw_before),
-        "max_min_after": _maxmin(wpw_after),
-        "households_moved": hh_moved,
-        "households_moved_share": hh_moved / total_hh if total_hh else 0.0,
-        "addresses_moved": addr_moved,
-        "units_moved": float(moved.sum()),
-        "grids": float(n_g),
-        "grids_not_contiguous_after": float((parts_after > 1).sum()),
-        "grids_not_contiguous_before": float((parts_before > 1).sum()),
-        "seconds": secs,
-    }
+    summary = outcome.summary(time.perf_counter() - t0)
     log.info(
         "rebalanced %d grids with %d staff: CV %.3f → %.3f (staffing alone %.3f), %d units / %d households "
         "moved (%.1f %%) in %.1f s",
-        n_g,
+        len(u.codes),
         total_staff,
         summary["cv_before"],
         summary["cv_after"],
         summary["cv_staffing_only"],
         moved.sum(),
-        hh_moved,
+        summary["households_moved"],
         100 * summary["households_moved_share"],
-        secs,
+        summary["seconds"],
     )
-    return Proposal(plan=out_plan, moves=moves, metrics=metrics, staffing=staffing, summary=summary)
+    return Proposal(
+        plan=out_plan, moves=moves, metrics=metrics, staffing=outcome.staffing(total_staff), summary=summary
+    )
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """Workload and staff before, with staffing only and after the moves: the tables reported."""
+
+    u: _Units
+    W0: np.ndarray
+    W1: np.ndarray
+    S_before: np.ndarray
+    S_staff_only: np.ndarray
+    S: np.ndarray
+    moved: np.ndarray
+    H_after: np.ndarray
+    parts_before: np.ndarray
+    parts_after: np.ndarray
+
+    @property
+    def total_hh(self) -> float:
+        return float(self.u.per_grid(self.u.hh).sum())
+
+    def _moved(self, values: np.ndarray) -> float:
+        return float(values[self.moved].sum())
+
+    def metrics(
+        self, total_staff: int, band: tuple[float, float], pp: tuple[np.ndarray, np.ndarray]
+    ) -> pd.DataFrame:
+        """Build the ``metrics`` table (city and per community, before/after)."""
+        u, hmin, hmax = self.u, band[0], band[1]
+        wpw_before, wpw_staff, wpw_after = (
+            self.W0 / self.S_before,
+            self.W0 / self.S_staff_only,
+            self.W1 / self.S,
+        )
+        hh_moved, total_hh = self._moved(u.hh), self.total_hh
+
+        def band_out(h: np.ndarray) -> float:
+            return float(((h < hmin) | (h > hmax)).sum())
+
+        extra = [
+            ("cv_workload_per_staff_staffing_only", _cv(wpw_before), _cv(wpw_staff)),
+            ("households_moved", 0.0, hh_moved),
+            ("households_moved_share", 0.0, hh_moved / total_hh if total_hh else 0.0),
+            ("addresses_moved", 0.0, self._moved(u.addr)),
+            ("units_moved", 0.0, float(self.moved.sum())),
+            ("compactness_mean", float(np.mean(pp[0])), float(np.mean(pp[1]))),
+            ("compactness_min", float(np.min(pp[0])), float(np.min(pp[1]))),
+            ("grids_out_of_band", band_out(u.per_grid(u.hh)), band_out(self.H_after)),
+            (
+                "grids_not_contiguous",
+                float((self.parts_before > 1).sum()),
+                float((self.parts_after > 1).sum()),
+            ),
+            (
+                "workload_per_staff_mean",
+                float(self.W0.sum() / total_staff),
+                float(self.W1.sum() / total_staff),
+            ),
+            ("staff_total", float(self.S_before.sum()), float(self.S.sum())),
+        ]
+        return metrics_table(u.comm_g, wpw_before, wpw_after, extra_city=extra)
+
+    def staffing(self, total_staff: int) -> pd.DataFrame:
+        """Per grid: workload, staff before and proposed, workload per worker, load ratio."""
+        mean = self.W0.sum() / total_staff
+        wpw_after = self.W1 / self.S
+        return pd.DataFrame(
+            {
+                "grid_code": self.u.codes,
+                "community_code": self.u.comm_g,
+                "workload": self.W1,
+                "staff_before": self.S_before,
+                "staff": self.S,
+                "workload_per_staff_before": self.W0 / self.S_before,
+                "workload_per_staff": wpw_after,
+                "load_ratio": wpw_after / mean if mean > 0 else 0.0,
+            }
+        )
+
+    def summary(self, seconds: float) -> dict[str, float]:
+        """Headline figures of the proposal."""
+        wpw_before, wpw_after = self.W0 / self.S_before, self.W1 / self.S
+        hh_moved, total_hh = self._moved(self.u.hh), self.total_hh
+        return {
+            "cv_before": _cv(wpw_before),
+            "cv_staffing_only": _cv(self.W0 / self.S_staff_only),
+            "cv_after": _cv(wpw_after),
+            "max_min_before": _maxmin(wpw_before),
+            "max_min_after": _maxmin(wpw_after),
+            "households_moved": hh_moved,
+            "households_moved_share": hh_moved / total_hh if total_hh else 0.0,
+            "addresses_moved": self._moved(self.u.addr),
+            "units_moved": float(self.moved.sum()),
+            "grids": float(len(self.u.codes)),
+            "grids_not_contiguous_after": float((self.parts_after > 1).sum()),
+            "grids_not_contiguous_before": float((self.parts_before > 1).sum()),
+            "seconds": seconds,
+        }

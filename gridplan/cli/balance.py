@@ -81,7 +81,7 @@ def balance(
     same community (grids stay contiguous, in the household band, compact) until --target-cv.  The
     proposal is a plan version with `staff`/`workload` on base_grids plus `moves` and `metrics` tables.
     """
-    from gridplan.balance import load_weights, rebalance, unit_workload
+    from gridplan.balance import RebalanceOptions, load_weights, rebalance, unit_workload
     from gridplan.plans import read_plan, write_plan
 
     if method not in ("webster", "hamilton"):
@@ -96,10 +96,7 @@ def balance(
         prog.update(task, advance=1, description="workload")
         wl = unit_workload(plan, units=units, events=events, roads=roads, weights=w)
         prog.update(task, advance=1, description="staffing and moves")
-        prop = rebalance(
-            plan,
-            wl,
-            total_staff=staff,
+        options = RebalanceOptions(
             min_staff=min_staff,
             max_staff=max_staff,
             method=method,  # type: ignore[arg-type]
@@ -109,6 +106,7 @@ def balance(
             max_compactness_loss=max_compactness_loss,
             seed=seed,
         )
+        prop = rebalance(plan, wl, total_staff=staff, options=options)
         prog.update(task, advance=1, description="writing proposal")
         write_plan(prop.plan, out)
         prog.update(task, advance=1)
