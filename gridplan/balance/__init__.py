@@ -11,9 +11,9 @@ from gridplan.balance.rebalance import (
     Proposal,
     RebalanceOptions,
     apportion_by_community,
-    metrics_table,
     rebalance,
 )
+from gridplan.balance.report import metrics_table
 from gridplan.balance.staffing import Method, apportion, staffing_table
 from gridplan.balance.workload import (
     COMPONENTS,

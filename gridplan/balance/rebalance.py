@@ -46,10 +46,12 @@ import shapely
 
 from gridplan.balance.graph import grid_components, grid_perimeters, polsby_popper, unit_adjacency
 from gridplan.balance.proposal import ProposalChange, build_proposal_plan
+from gridplan.balance.report import _cv, _Outcome, metrics_table
 from gridplan.balance.search import SearchParams, SearchState, refine_staff, run_round
 from gridplan.balance.staffing import Method, apportion
+from gridplan.balance.units import Units
 from gridplan.errors import InputError
-from gridplan.plans import Plan, numeric_column
+from gridplan.plans import Plan
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +86,6 @@ class Proposal:
     metrics: pd.DataFrame
     staffing: pd.DataFrame
     summary: dict[str, float]
-
-
-def _cv(x: np.ndarray) -> float:
-    x = np.asarray(x, float)
-    mu = x.mean() if len(x) else 0.0
-    return float(x.std() / mu) if mu > 0 else 0.0
-
-
-def _maxmin(x: np.ndarray) -> float:
-    x = np.asarray(x, float)
-    return float(x.max() / x.min()) if len(x) and x.min() > 0 else float("inf") if len(x) else 1.0
 
 
 _Move = tuple[int, int, int, float, float, str]  # unit, from grid, to grid, load ratios, note
@@ -164,34 +155,6 @@ def apportion_by_community(
             grid_workload[idx], int(s_c[c]), min_staff=min_staff, max_staff=max_staff, method=method
         )
     return out
-
-
-def metrics_table(
-    comm: np.ndarray,
-    wpw_before: np.ndarray,
-    wpw_after: np.ndarray,
-    *,
-    extra_city: list[tuple[str, float, float]] = (),  # type: ignore[assignment]
-) -> pd.DataFrame:
-    """Before/after CV and max/min ratio of workload per worker, city-wide and per community.
-
-    Examples
-    --------
-    >>> t = metrics_table(np.array(["c", "c"]), np.array([1.0, 3.0]), np.array([2.0, 2.0]))
-    >>> t[t.metric == "cv_workload_per_staff"][["scope", "before", "after"]].to_dict("records")[0]
-    {'scope': 'city', 'before': 0.5, 'after': 0.0}
-
-    """
-    rows: list[tuple[str, str, float, float]] = [
-        ("cv_workload_per_staff", "city", _cv(wpw_before), _cv(wpw_after)),
-        ("max_min_ratio", "city", _maxmin(wpw_before), _maxmin(wpw_after)),
-    ]
-    rows += [(m, "city", b, a) for m, b, a in extra_city]
-    df = pd.DataFrame({"c": comm, "b": wpw_before, "a": wpw_after})
-    for code, g in df.groupby("c", sort=True):
-        rows.append(("cv_workload_per_staff", str(code), _cv(g["b"].to_numpy()), _cv(g["a"].to_numpy())))
-        rows.append(("max_min_ratio", str(code), _maxmin(g["b"].to_numpy()), _maxmin(g["a"].to_numpy())))
-    return pd.DataFrame(rows, columns=["metric", "scope", "before", "after"])
 
 
 @dataclass(frozen=True)
@@ -290,72 +253,11 @@ class RebalanceOptions:
         }
 
 
-def _unit_workload(unit_ids: np.ndarray, workload_units: pd.DataFrame | pd.Series) -> np.ndarray:
-    """Workload of every atomic unit, in the units' order (missing or negative refused)."""
-    if isinstance(workload_units, pd.Series):
-        wl_series = workload_units.copy()
-    else:
-        if "unit_id" not in workload_units or "workload" not in workload_units:
-            raise InputError("workload table needs unit_id and workload columns", field="workload")
-        wl_series = workload_units.set_index(workload_units["unit_id"].astype(str))["workload"]
-    wl_series.index = wl_series.index.astype(str)
-    wl = wl_series.reindex(unit_ids).to_numpy(float)
-    if np.isnan(wl).any():
-        missing = unit_ids[np.isnan(wl)][:3]
-        raise InputError(f"no workload for atomic unit(s) {', '.join(missing)}", field="workload")
-    if (wl < 0).any():
-        raise InputError("workload must be >= 0", field="workload")
-    return wl
-
-
-@dataclass(frozen=True)
-class _Units:
-    """The plan's atomic units as arrays, with their grid (index into ``codes``) and community."""
-
-    ids: np.ndarray
-    grid_of: np.ndarray
-    codes: np.ndarray
-    comm_u: np.ndarray
-    comm_g: np.ndarray
-    wl: np.ndarray
-    hh: np.ndarray
-    addr: np.ndarray
-    res: np.ndarray
-    geoms: np.ndarray
-
-    @classmethod
-    def of(cls, plan: Plan, wl_in: pd.DataFrame | pd.Series) -> _Units:
-        au, bg = plan.atomic_units, plan.base_grids
-        ids = au["unit_id"].astype(str).to_numpy()
-        wl = _unit_workload(ids, wl_in)
-        grid_code_u = au["base_grid_code"].astype("string").fillna("").to_numpy(dtype=object)
-        codes = np.array(sorted(set(bg["grid_code"].astype(str)) | (set(grid_code_u) - {""})), dtype=object)
-        if len(codes) == 0:
-            raise InputError("plan has no base grids", layer="base_grids")
-        code_idx = {c: i for i, c in enumerate(codes)}
-        grid_of = np.array([code_idx.get(c, -1) if c else -1 for c in grid_code_u], dtype=np.int64)
-        comm_u = au["community_code"].astype("string").fillna("").to_numpy(dtype=object)
-        comm_g = np.empty(len(codes), dtype=object)
-        ok = grid_of >= 0
-        comm_g[grid_of[ok]] = comm_u[ok]
-        empty = np.array([c is None for c in comm_g])
-        bg_comm = bg.set_index(bg["grid_code"].astype(str))["community_code"].astype(str)
-        comm_g[empty] = bg_comm.reindex(codes[empty]).to_numpy()
-        hh, addr, res = (numeric_column(au, c) for c in ("households", "addresses", "residents"))
-        return cls(ids, grid_of, codes, comm_u, comm_g.astype(str), wl, hh, addr, res, au.geometry.to_numpy())
-
-    def per_grid(self, values: np.ndarray, grid_of: np.ndarray | None = None) -> np.ndarray:
-        """Sum *values* per grid (by the given assignment, default the plan's)."""
-        g = self.grid_of if grid_of is None else grid_of
-        ok = g >= 0
-        return np.bincount(g[ok], weights=values[ok], minlength=len(self.codes))
-
-
 @dataclass(frozen=True)
 class _Staffer:
     """Integer staff per grid for a workload, by community (refined) or over all grids."""
 
-    units: _Units
+    units: Units
     total: int
     options: RebalanceOptions
     mean_wpw: float
@@ -397,7 +299,7 @@ class _Staffer:
         return S
 
 
-def _search_state(u: _Units, seed: int) -> tuple[SearchState, np.ndarray, np.ndarray]:
+def _search_state(u: Units, seed: int) -> tuple[SearchState, np.ndarray, np.ndarray]:
     """Start the search on the plan's grids; also return the grids' starting area and perimeter."""
     area, perim = shapely.area(u.geoms), shapely.length(u.geoms)
     graph = unit_adjacency(u.geoms, u.comm_u)
@@ -440,7 +342,7 @@ def _search(st: SearchState, S: np.ndarray, prm: SearchParams, staffer: _Staffer
     return S
 
 
-def _moves_table(st: SearchState, u: _Units) -> pd.DataFrame:
+def _moves_table(st: SearchState, u: Units) -> pd.DataFrame:
     """One row per moved atomic unit, in the order applied, with the reason."""
     mv = np.array([m[0] for m in st.moves], dtype=np.int64)
     none = len(mv) == 0
@@ -494,7 +396,7 @@ def rebalance(
     o = options or RebalanceOptions()
     o.check()
     hmin, hmax = o.band(plan)
-    u = _Units.of(plan, workload_units)
+    u = Units.of(plan, workload_units)
     W0 = u.per_grid(u.wl)
     S_before = _baseline_staff(plan.base_grids, u.codes, total_staff, o.min_staff, o.max_staff, o.method)
     staffer = _Staffer(u, total_staff, o, float(W0.sum() / total_staff))
@@ -569,101 +471,3 @@ def rebalance(
     return Proposal(
         plan=out_plan, moves=moves, metrics=metrics, staffing=outcome.staffing(total_staff), summary=summary
     )
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """Workload and staff before, with staffing only and after the moves: the tables reported."""
-
-    u: _Units
-    W0: np.ndarray
-    W1: np.ndarray
-    S_before: np.ndarray
-    S_staff_only: np.ndarray
-    S: np.ndarray
-    moved: np.ndarray
-    H_after: np.ndarray
-    parts_before: np.ndarray
-    parts_after: np.ndarray
-
-    @property
-    def total_hh(self) -> float:
-        return float(self.u.per_grid(self.u.hh).sum())
-
-    def _moved(self, values: np.ndarray) -> float:
-        return float(values[self.moved].sum())
-
-    def metrics(
-        self, total_staff: int, band: tuple[float, float], pp: tuple[np.ndarray, np.ndarray]
-    ) -> pd.DataFrame:
-        """Build the ``metrics`` table (city and per community, before/after)."""
-        u, hmin, hmax = self.u, band[0], band[1]
-        wpw_before, wpw_staff, wpw_after = (
-            self.W0 / self.S_before,
-            self.W0 / self.S_staff_only,
-            self.W1 / self.S,
-        )
-        hh_moved, total_hh = self._moved(u.hh), self.total_hh
-
-        def band_out(h: np.ndarray) -> float:
-            return float(((h < hmin) | (h > hmax)).sum())
-
-        extra = [
-            ("cv_workload_per_staff_staffing_only", _cv(wpw_before), _cv(wpw_staff)),
-            ("households_moved", 0.0, hh_moved),
-            ("households_moved_share", 0.0, hh_moved / total_hh if total_hh else 0.0),
-            ("addresses_moved", 0.0, self._moved(u.addr)),
-            ("units_moved", 0.0, float(self.moved.sum())),
-            ("compactness_mean", float(np.mean(pp[0])), float(np.mean(pp[1]))),
-            ("compactness_min", float(np.min(pp[0])), float(np.min(pp[1]))),
-            ("grids_out_of_band", band_out(u.per_grid(u.hh)), band_out(self.H_after)),
-            (
-                "grids_not_contiguous",
-                float((self.parts_before > 1).sum()),
-                float((self.parts_after > 1).sum()),
-            ),
-            (
-                "workload_per_staff_mean",
-                float(self.W0.sum() / total_staff),
-                float(self.W1.sum() / total_staff),
-            ),
-            ("staff_total", float(self.S_before.sum()), float(self.S.sum())),
-        ]
-        return metrics_table(u.comm_g, wpw_before, wpw_after, extra_city=extra)
-
-    def staffing(self, total_staff: int) -> pd.DataFrame:
-        """Per grid: workload, staff before and proposed, workload per worker, load ratio."""
-        mean = self.W0.sum() / total_staff
-        wpw_after = self.W1 / self.S
-        return pd.DataFrame(
-            {
-                "grid_code": self.u.codes,
-                "community_code": self.u.comm_g,
-                "workload": self.W1,
-                "staff_before": self.S_before,
-                "staff": self.S,
-                "workload_per_staff_before": self.W0 / self.S_before,
-                "workload_per_staff": wpw_after,
-                "load_ratio": wpw_after / mean if mean > 0 else 0.0,
-            }
-        )
-
-    def summary(self, seconds: float) -> dict[str, float]:
-        """Headline figures of the proposal."""
-        wpw_before, wpw_after = self.W0 / self.S_before, self.W1 / self.S
-        hh_moved, total_hh = self._moved(self.u.hh), self.total_hh
-        return {
-            "cv_before": _cv(wpw_before),
-            "cv_staffing_only": _cv(self.W0 / self.S_staff_only),
-            "cv_after": _cv(wpw_after),
-            "max_min_before": _maxmin(wpw_before),
-            "max_min_after": _maxmin(wpw_after),
-            "households_moved": hh_moved,
-            "households_moved_share": hh_moved / total_hh if total_hh else 0.0,
-            "addresses_moved": self._moved(self.u.addr),
-            "units_moved": float(self.moved.sum()),
-            "grids": float(len(self.u.codes)),
-            "grids_not_contiguous_after": float((self.parts_after > 1).sum()),
-            "grids_not_contiguous_before": float((self.parts_before > 1).sum()),
-            "seconds": seconds,
-        }
