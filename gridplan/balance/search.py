@@ -116,80 +116,70 @@ def refine_staff(
 
 def run_round(st: SearchState, S: np.ndarray, prm: SearchParams) -> int:
     """Apply greedy moves with staff *S* fixed until the target CV or no improving move; return count."""
-    graph, grid_of = st.graph, st.grid_of
-    indptr, indices, shared = graph.indptr, graph.indices, graph.shared_m
-    W, H, A, P = st.W, st.H, st.A, st.P
-    S = S.astype(float)
-    m = W.sum() / S.sum()
-    n_g = len(W)
-    ver = np.zeros(n_g, dtype=np.int64)
-    wpw = W / S
-    s1, s2 = float(wpw.sum()), float(np.square(wpw).sum())
-    lo, hi = prm.households_min, prm.households_max
-    heap: list[tuple[float, float, int, int, int, int, int]] = []
-    eps = 1e-12 * max(m, 1.0) ** 2
+    return _Round(st, S, prm).run()
 
-    def cv_now() -> float:
-        mu = s1 / n_g
-        var = max(s2 / n_g - mu * mu, 0.0)
+
+_Candidate = tuple[float, float, int, int, int, int, int]  # -gain/cost, tiebreak, unit, to, from, versions
+
+
+class _Round:
+    """One round of the lazy greedy: a heap of single-unit moves, then swaps, with staff fixed.
+
+    Each move kind is a method: :meth:`single_moves` (give a boundary unit to a neighbour) and
+    :meth:`swap_phase` (exchange two boundary units).  Both check the same rules — the grids stay
+    contiguous (:meth:`stays_connected`), in the household band or not further out, and compact
+    enough (:meth:`pp_ok`) — and apply through :meth:`apply`, which keeps the running sums exact.
+    """
+
+    def __init__(self, st: SearchState, S: np.ndarray, prm: SearchParams) -> None:
+        self.st, self.prm = st, prm
+        self.S = S.astype(float)
+        self.m = float(st.W.sum() / self.S.sum())
+        self.ver = np.zeros(len(st.W), dtype=np.int64)
+        wpw = st.W / self.S
+        self.s1, self.s2 = float(wpw.sum()), float(np.square(wpw).sum())
+        self.heap: list[_Candidate] = []
+        self.eps = 1e-12 * max(self.m, 1.0) ** 2
+        self.conn_cache: dict[tuple[int, int, int], bool] = {}
+        self.n_moves = 0
+
+    # ---- shared rules ---------------------------------------------------------------------------
+    def neighbours(self, u: int) -> np.ndarray:
+        g = self.st.graph
+        return g.indices[g.indptr[u] : g.indptr[u + 1]]
+
+    def shared(self, u: int) -> np.ndarray:
+        g = self.st.graph
+        return g.shared_m[g.indptr[u] : g.indptr[u + 1]]
+
+    def cv_now(self) -> float:
+        n_g = len(self.st.W)
+        mu = self.s1 / n_g
+        var = max(self.s2 / n_g - mu * mu, 0.0)
         return float(np.sqrt(var) / mu) if mu > 0 else 0.0
 
-    def push(u: int, a: int, b: int) -> None:
-        if st.locked[u]:
-            return
-        w = st.wl[u]
-        ra, rb = W[a] / S[a] - m, W[b] / S[b] - m
-        gain = ra * ra + rb * rb - (ra - w / S[a]) ** 2 - (rb + w / S[b]) ** 2
-        if gain <= eps:
-            return
-        h = st.hh[u]
-        if _band_dist(H[a] - h, lo, hi) > _band_dist(H[a], lo, hi) + 1e-9:
-            return
-        if _band_dist(H[b] + h, lo, hi) > _band_dist(H[b], lo, hi) + 1e-9:
-            return
-        cost = h + prm.address_weight * st.addr[u] + 1.0
-        heapq.heappush(heap, (-gain / cost, float(st.tiebreak[u]), u, b, a, int(ver[a]), int(ver[b])))
+    def band_ok(self, g: int, dh: float) -> bool:
+        """Grid *g* gaining *dh* households stays in the band, or gets no further out of it."""
+        lo, hi, H = self.prm.households_min, self.prm.households_max, self.st.H
+        return _band_dist(H[g] + dh, lo, hi) <= _band_dist(H[g], lo, hi) + 1e-9
 
-    def push_around(g: int) -> None:
-        # boundary units of g per neighbouring grid c, and the units of c that touch g
-        out_of: dict[int, set[int]] = {}
-        into: dict[int, set[int]] = {}
-        for u in st.members[g]:
-            for v in indices[indptr[u] : indptr[u + 1]]:
-                c = int(grid_of[v])
-                if c < 0 or c == g:
-                    continue
-                out_of.setdefault(c, set()).add(u)
-                into.setdefault(c, set()).add(int(v))
-        rg = (W[g] / S[g] - m) / S[g]
-        for c, us in out_of.items():
-            rc = (W[c] / S[c] - m) / S[c]
-            # F is convex along a move, so only the downhill direction can gain: g→c iff rg > rc
-            if rg > rc:
-                for u in us:
-                    push(u, g, c)
-            elif rc > rg:
-                for v in into[c]:
-                    push(v, c, g)
-
-    conn_cache: dict[tuple[int, int, int], bool] = {}
-
-    def stays_connected(u: int, a: int) -> bool:
-        key = (u, a, int(ver[a]))
-        hit = conn_cache.get(key)
+    def stays_connected(self, u: int, a: int) -> bool:
+        key = (u, a, int(self.ver[a]))
+        hit = self.conn_cache.get(key)
         if hit is None:
-            hit = conn_cache[key] = _stays_connected(u, a)
+            hit = self.conn_cache[key] = self._stays_connected(u, a)
         return hit
 
-    def _stays_connected(u: int, a: int) -> bool:
-        nb = [int(v) for v in indices[indptr[u] : indptr[u + 1]] if grid_of[v] == a]
+    def _stays_connected(self, u: int, a: int) -> bool:
+        grid_of = self.st.grid_of
+        nb = [int(v) for v in self.neighbours(u) if grid_of[v] == a]
         if len(nb) <= 1:
             return True
         targets = set(nb[1:])
         stack, seen = [nb[0]], {nb[0], u}
         while stack and targets:
             x = stack.pop()
-            for y in indices[indptr[x] : indptr[x + 1]]:
+            for y in self.neighbours(x):
                 y = int(y)
                 if y in seen or grid_of[y] != a:
                     continue
@@ -198,41 +188,28 @@ def run_round(st: SearchState, S: np.ndarray, prm: SearchParams) -> int:
                 stack.append(y)
         return not targets
 
-    def pp_ok(g: int, a0: float, p0: float, a1: float, p1: float) -> bool:
+    def pp_ok(self, g: int, a0: float, p0: float, a1: float, p1: float) -> bool:
+        prm = self.prm
         new = 4 * np.pi * a1 / (p1 * p1) if p1 > 0 else 0.0
         old = 4 * np.pi * a0 / (p0 * p0) if p0 > 0 else 0.0
         floor = prm.min_compactness if prm.pp_floor is None else prm.pp_floor[g]
         return not (new < floor and new < old - 1e-9)
 
-    def compact_ok(u: int, a: int, b: int) -> tuple[bool, float, float]:
-        nbrs, lens = indices[indptr[u] : indptr[u + 1]], shared[indptr[u] : indptr[u + 1]]
-        g = grid_of[nbrs]
-        la, lb = float(lens[g == a].sum()), float(lens[g == b].sum())
-        pa, pb = P[a] - st.perim[u] + 2 * la, P[b] + st.perim[u] - 2 * lb
-        aa, ab = A[a] - st.area[u], A[b] + st.area[u]
-        if not (pp_ok(a, A[a], P[a], aa, pa) and pp_ok(b, A[b], P[b], ab, pb)):
-            return False, pa, pb
-        return True, pa, pb
+    def lens_to(self, u: int, g: int) -> float:
+        return float(self.shared(u)[self.st.grid_of[self.neighbours(u)] == g].sum())
 
-    for g in range(n_g):
-        # initial candidates: every boundary pair, pushed once per (unit, target grid)
-        for u in st.members[g]:
-            targets = {int(grid_of[v]) for v in indices[indptr[u] : indptr[u + 1]]} - {g, -1}
-            for b in sorted(targets):
-                push(u, g, b)
-
-    n_moves = 0
-
-    def apply(u: int, a: int, b: int, pa: float, pb: float, note: str = "") -> None:
-        nonlocal s1, s2, n_moves
+    def apply(self, u: int, a: int, b: int, pa: float, pb: float, note: str = "") -> None:
+        """Move unit *u* from grid *a* to *b* (perimeters *pa*, *pb* after), updating every sum."""
+        st, S, m = self.st, self.S, self.m
+        W, H, A, P = st.W, st.H, st.A, st.P
         w, h = st.wl[u], st.hh[u]
         st.moves.append((u, a, b, (W[a] / S[a]) / m, (W[b] / S[b]) / m, note))
         old_a, old_b = W[a] / S[a], W[b] / S[b]
         W[a] -= w
         W[b] += w
         new_a, new_b = W[a] / S[a], W[b] / S[b]
-        s1 += new_a + new_b - old_a - old_b
-        s2 += new_a * new_a + new_b * new_b - old_a * old_a - old_b * old_b
+        self.s1 += new_a + new_b - old_a - old_b
+        self.s2 += new_a * new_a + new_b * new_b - old_a * old_a - old_b * old_b
         H[a] -= h
         H[b] += h
         A[a] -= st.area[u]
@@ -240,111 +217,165 @@ def run_round(st: SearchState, S: np.ndarray, prm: SearchParams) -> int:
         P[a], P[b] = pa, pb
         st.members[a].discard(u)
         st.members[b].add(u)
-        grid_of[u] = b
+        st.grid_of[u] = b
         st.locked[u] = True
         st.hh_moved += h
-        ver[a] += 1
-        ver[b] += 1
-        n_moves += 1
-        push_around(a)
-        push_around(b)
+        self.ver[a] += 1
+        self.ver[b] += 1
+        self.n_moves += 1
+        self.push_around(a)
+        self.push_around(b)
 
-    def single_moves() -> None:
-        while heap and cv_now() > prm.target_cv:
-            _, _, u, b, a, va, vb = heapq.heappop(heap)
-            if grid_of[u] != a or ver[a] != va or ver[b] != vb or st.locked[u]:
+    def run(self) -> int:
+        st = self.st
+        for g in range(len(st.W)):
+            # initial candidates: every boundary pair, pushed once per (unit, target grid)
+            for u in st.members[g]:
+                targets = {int(st.grid_of[v]) for v in self.neighbours(u)} - {g, -1}
+                for b in sorted(targets):
+                    self.push(u, g, b)
+        while True:
+            self.single_moves()
+            if self.cv_now() <= self.prm.target_cv or not self.prm.swaps or self.swap_phase() == 0:
+                break
+        return self.n_moves
+
+    # ---- move kind 1: give a boundary unit to a neighbour ----------------------------------------
+    def push(self, u: int, a: int, b: int) -> None:
+        st, S, m = self.st, self.S, self.m
+        if st.locked[u]:
+            return
+        w = st.wl[u]
+        ra, rb = st.W[a] / S[a] - m, st.W[b] / S[b] - m
+        gain = ra * ra + rb * rb - (ra - w / S[a]) ** 2 - (rb + w / S[b]) ** 2
+        if gain <= self.eps:
+            return
+        h = st.hh[u]
+        if not (self.band_ok(a, -h) and self.band_ok(b, h)):
+            return
+        cost = h + self.prm.address_weight * st.addr[u] + 1.0
+        entry = (-gain / cost, float(st.tiebreak[u]), u, b, a, int(self.ver[a]), int(self.ver[b]))
+        heapq.heappush(self.heap, entry)
+
+    def _borders(self, g: int) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
+        """Boundary units of *g* per neighbouring grid c, and the units of c that touch g."""
+        out_of: dict[int, set[int]] = {}
+        into: dict[int, set[int]] = {}
+        for u in self.st.members[g]:
+            for v in self.neighbours(u):
+                c = int(self.st.grid_of[v])
+                if c < 0 or c == g:
+                    continue
+                out_of.setdefault(c, set()).add(u)
+                into.setdefault(c, set()).add(int(v))
+        return out_of, into
+
+    def push_around(self, g: int) -> None:
+        W, S, m = self.st.W, self.S, self.m
+        out_of, into = self._borders(g)
+        rg = (W[g] / S[g] - m) / S[g]
+        for c, us in out_of.items():
+            rc = (W[c] / S[c] - m) / S[c]
+            # F is convex along a move, so only the downhill direction can gain: g→c iff rg > rc
+            if rg > rc:
+                for u in us:
+                    self.push(u, g, c)
+            elif rc > rg:
+                for v in into[c]:
+                    self.push(v, c, g)
+
+    def compact_ok(self, u: int, a: int, b: int) -> tuple[bool, float, float]:
+        st = self.st
+        A, P = st.A, st.P
+        pa = P[a] - st.perim[u] + 2 * self.lens_to(u, a)
+        pb = P[b] + st.perim[u] - 2 * self.lens_to(u, b)
+        aa, ab = A[a] - st.area[u], A[b] + st.area[u]
+        return self.pp_ok(a, A[a], P[a], aa, pa) and self.pp_ok(b, A[b], P[b], ab, pb), pa, pb
+
+    def single_moves(self) -> None:
+        st, prm = self.st, self.prm
+        while self.heap and self.cv_now() > prm.target_cv:
+            _, _, u, b, a, va, vb = heapq.heappop(self.heap)
+            if st.grid_of[u] != a or self.ver[a] != va or self.ver[b] != vb or st.locked[u]:
                 continue
             if st.hh_moved + st.hh[u] > prm.max_households_moved + 1e-9:
                 continue
-            if len(st.members[a]) <= 1 or not stays_connected(u, a):
+            if len(st.members[a]) <= 1 or not self.stays_connected(u, a):
                 continue
-            ok, pa, pb = compact_ok(u, a, b)
+            ok, pa, pb = self.compact_ok(u, a, b)
             if ok:
-                apply(u, a, b, pa, pb)
+                self.apply(u, a, b, pa, pb)
 
-    def lens_to(u: int, g: int) -> float:
-        nb = indices[indptr[u] : indptr[u + 1]]
-        return float(shared[indptr[u] : indptr[u + 1]][grid_of[nb] == g].sum())
-
-    def len_between(u: int, v: int) -> float:
-        nb = indices[indptr[u] : indptr[u + 1]]
-        return float(shared[indptr[u] : indptr[u + 1]][nb == v].sum())
-
-    def touches(x: int, g: int, other_than: int) -> bool:
-        return any(grid_of[y] == g and y != other_than for y in indices[indptr[x] : indptr[x + 1]])
-
-    def swap_phase() -> int:
+    # ---- move kind 2: swap a boundary unit of a loaded grid for a lighter one --------------------
+    def swap_phase(self) -> int:
         """Exchange a boundary unit of a loaded grid for a lighter one of its neighbour.
 
         Swaps shift workload while keeping households nearly equal, so they balance grids that the
         household band stops from simply giving a unit away.
         """
         done = 0
+        W, S, m = self.st.W, self.S, self.m
         dev = np.abs(W / S - m)
         for a in np.argsort(-dev, kind="stable"):
             a = int(a)
-            if cv_now() <= prm.target_cv or dev[a] < 0.005 * m:
+            if self.cv_now() <= self.prm.target_cv or dev[a] < 0.005 * m:
                 break  # grids within 0.5 % of the mean are not worth a swap
-            ra = W[a] / S[a] - m
-            cands: list[tuple[float, int, int, int]] = []
-            out_of: dict[int, set[int]] = {}
-            into: dict[int, set[int]] = {}
-            for u in st.members[a]:
-                for v in indices[indptr[u] : indptr[u + 1]]:
-                    c = int(grid_of[v])
-                    if c >= 0 and c != a:
-                        out_of.setdefault(c, set()).add(u)
-                        into.setdefault(c, set()).add(int(v))
-            for c, us in out_of.items():
-                rc = W[c] / S[c] - m
-                if ra / S[a] <= rc / S[c]:
-                    continue
-                for u in us:
-                    if st.locked[u]:
-                        continue
-                    for v in into[c]:
-                        if st.locked[v]:
-                            continue
-                        d = st.wl[u] - st.wl[v]
-                        if d <= 0:
-                            continue
-                        gain = ra * ra + rc * rc - (ra - d / S[a]) ** 2 - (rc + d / S[c]) ** 2
-                        if gain <= eps:
-                            continue
-                        dh = st.hh[u] - st.hh[v]
-                        if _band_dist(H[a] - dh, lo, hi) > _band_dist(H[a], lo, hi) + 1e-9:
-                            continue
-                        if _band_dist(H[c] + dh, lo, hi) > _band_dist(H[c], lo, hi) + 1e-9:
-                            continue
-                        moved_hh = st.hh[u] + st.hh[v]
-                        if st.hh_moved + moved_hh > prm.max_households_moved + 1e-9:
-                            continue
-                        cost = moved_hh + prm.address_weight * (st.addr[u] + st.addr[v]) + 2.0
-                        cands.append((gain / cost, u, v, c))
-            cands.sort(key=lambda t: (-t[0], st.tiebreak[t[1]], st.tiebreak[t[2]]))
+            cands = self._swap_candidates(a)
+            cands.sort(key=lambda t: (-t[0], self.st.tiebreak[t[1]], self.st.tiebreak[t[2]]))
             for _, u, v, c in cands[:20]:
-                if not (touches(v, a, u) and touches(u, c, v)):
-                    continue
-                if not (stays_connected(u, a) and stays_connected(v, c)):
-                    continue
-                luv = len_between(u, v)
-                lua, luc, lva, lvc = lens_to(u, a), lens_to(u, c), lens_to(v, a), lens_to(v, c)
-                pa1 = P[a] - st.perim[u] + 2 * lua
-                pc1 = P[c] + st.perim[u] - 2 * luc
-                pa2 = pa1 + st.perim[v] - 2 * (lva - luv)
-                pc2 = pc1 - st.perim[v] + 2 * (lvc + luv)
-                aa2 = A[a] - st.area[u] + st.area[v]
-                ac2 = A[c] + st.area[u] - st.area[v]
-                if not (pp_ok(a, A[a], P[a], aa2, pa2) and pp_ok(c, A[c], P[c], ac2, pc2)):
-                    continue
-                apply(u, a, c, pa1, pc1, note=f"swap:{v}")
-                apply(v, c, a, pc2, pa2, note=f"swap:{u}")
-                done += 1
-                break
+                if self._try_swap(u, v, a, c):
+                    done += 1
+                    break
         return done
 
-    while True:
-        single_moves()
-        if cv_now() <= prm.target_cv or not prm.swaps or swap_phase() == 0:
-            break
-    return n_moves
+    def _swap_candidates(self, a: int) -> list[tuple[float, int, int, int]]:
+        """(gain per cost, u of *a*, v of c, c) for every legal-looking exchange across a's border."""
+        st, S, m, prm = self.st, self.S, self.m, self.prm
+        W = st.W
+        ra = W[a] / S[a] - m
+        cands: list[tuple[float, int, int, int]] = []
+        out_of, into = self._borders(a)
+        for c, us in out_of.items():
+            rc = W[c] / S[c] - m
+            if ra / S[a] <= rc / S[c]:
+                continue
+            for u in (u for u in us if not st.locked[u]):
+                for v in (v for v in into[c] if not st.locked[v]):
+                    d = st.wl[u] - st.wl[v]
+                    if d <= 0:
+                        continue
+                    gain = ra * ra + rc * rc - (ra - d / S[a]) ** 2 - (rc + d / S[c]) ** 2
+                    dh = st.hh[u] - st.hh[v]
+                    if gain <= self.eps or not (self.band_ok(a, -dh) and self.band_ok(c, dh)):
+                        continue
+                    moved_hh = st.hh[u] + st.hh[v]
+                    if st.hh_moved + moved_hh > prm.max_households_moved + 1e-9:
+                        continue
+                    cost = moved_hh + prm.address_weight * (st.addr[u] + st.addr[v]) + 2.0
+                    cands.append((gain / cost, u, v, c))
+        return cands
+
+    def _touches(self, x: int, g: int, other_than: int) -> bool:
+        return any(self.st.grid_of[y] == g and y != other_than for y in self.neighbours(x))
+
+    def _try_swap(self, u: int, v: int, a: int, c: int) -> bool:
+        """Exchange *u* (of *a*) and *v* (of *c*) if both grids stay contiguous and compact."""
+        st = self.st
+        A, P = st.A, st.P
+        if not (self._touches(v, a, u) and self._touches(u, c, v)):
+            return False
+        if not (self.stays_connected(u, a) and self.stays_connected(v, c)):
+            return False
+        luv = float(self.shared(u)[self.neighbours(u) == v].sum())
+        lua, luc, lva, lvc = self.lens_to(u, a), self.lens_to(u, c), self.lens_to(v, a), self.lens_to(v, c)
+        pa1 = P[a] - st.perim[u] + 2 * lua
+        pc1 = P[c] + st.perim[u] - 2 * luc
+        pa2 = pa1 + st.perim[v] - 2 * (lva - luv)
+        pc2 = pc1 - st.perim[v] + 2 * (lvc + luv)
+        aa2 = A[a] - st.area[u] + st.area[v]
+        ac2 = A[c] + st.area[u] - st.area[v]
+        if not (self.pp_ok(a, A[a], P[a], aa2, pa2) and self.pp_ok(c, A[c], P[c], ac2, pc2)):
+            return False
+        self.apply(u, a, c, pa1, pc1, note=f"swap:{v}")
+        self.apply(v, c, a, pc2, pa2, note=f"swap:{u}")
+        return True
