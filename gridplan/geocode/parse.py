@@ -78,6 +78,59 @@ def _compile(forms: dict[str, tuple[str, ...]]) -> re.Pattern[str]:
     return re.compile(trie_regex(forms)) if forms else _NEVER
 
 
+def _towns_and_communities(
+    std: pd.DataFrame, towns: pd.DataFrame | None, communities: pd.DataFrame | None
+) -> tuple[list[str], set[tuple[str, str]]]:
+    """Town names and (town, community) pairs of the library, plus those of the optional layers."""
+    town_names = _basic_names(std["town_name"])
+    pairs = set(zip(town_names, _basic_names(std["community_name"]), strict=True))
+    if towns is not None and len(towns):
+        tn = _basic_names(towns["town_name"])
+        code_to_town = dict(zip(towns["town_code"].astype(str), tn, strict=True))
+        town_names = town_names + tn
+        if communities is not None and len(communities):
+            cn = _basic_names(communities["community_name"])
+            for code, c in zip(communities["town_code"].astype(str), cn, strict=True):
+                if code in code_to_town:
+                    pairs.add((code_to_town[code], c))
+    return town_names, pairs
+
+
+def _add_road_forms(rf: _Forms, road_names: set[str]) -> None:
+    """Each road under its own name, and under a suffix variant (路/道 …) that names only it."""
+    for r in road_names:
+        rf.add(r, r)
+    variants: dict[str, set[str]] = {}
+    for r in road_names:
+        for a, b in ROAD_SUFFIX_VARIANTS:
+            for x, y in ((a, b), (b, a)):
+                if r.endswith(x) and len(r) > len(x) and not (x == "街" and r.endswith("大街")):
+                    variants.setdefault(r[: -len(x)] + y, set()).add(r)
+    for form, canon in variants.items():
+        if form not in road_names and len(canon) == 1:
+            rf.add(form, next(iter(canon)))
+
+
+def _split_house(key: str) -> tuple[str, str, str, str]:
+    """Split a key at its house number: (text before, text after, house, building)."""
+    m = _HOUSE_RE.search(key)
+    if m:
+        head, tail, house = key[: m.start()], key[m.end() :], m.group(1)
+    else:
+        head, tail, house = key, "", ""
+    building = ""
+    mb = _BUILDING_RE.search(tail) if house else None
+    if mb:
+        building = mb.group(1).upper()
+        tail = tail[: mb.start()] + tail[mb.end() :]
+    elif not house:
+        mb = _BUILDING_RE.search(head)
+        if mb:  # "3栋" without a house number is beyond what the text can locate: keep aside
+            tail = head[mb.start() :]
+            head = head[: mb.start()]
+    return head, tail, house, building
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """The names a library knows, with their alias forms.
@@ -130,18 +183,7 @@ class Vocabulary:
         (('长安镇',), ('长安镇/乌沙社区',), ('兴发大道',))
 
         """
-        town_names = _basic_names(std_addresses["town_name"])
-        comm_names = _basic_names(std_addresses["community_name"])
-        pairs = set(zip(town_names, comm_names, strict=True))
-        if towns is not None and len(towns):
-            tn = _basic_names(towns["town_name"])
-            code_to_town = dict(zip(towns["town_code"].astype(str), tn, strict=True))
-            town_names = town_names + tn
-            if communities is not None and len(communities):
-                cn = _basic_names(communities["community_name"])
-                for code, c in zip(communities["town_code"].astype(str), cn, strict=True):
-                    if code in code_to_town:
-                        pairs.add((code_to_town[code], c))
+        town_names, pairs = _towns_and_communities(std_addresses, towns, communities)
         tf, cf, rf = _Forms(), _Forms(), _Forms()
         for t in set(town_names):
             if t:
@@ -157,18 +199,7 @@ class Vocabulary:
                 cf.add(core, key)
                 for suf in COMMUNITY_ALIAS_SUFFIXES:
                     cf.add(core + suf, key)
-        road_names = {r for r in _basic_names(std_addresses["road_name"].drop_duplicates()) if r}
-        for r in road_names:
-            rf.add(r, r)
-        variants: dict[str, set[str]] = {}
-        for r in road_names:
-            for a, b in ROAD_SUFFIX_VARIANTS:
-                for x, y in ((a, b), (b, a)):
-                    if r.endswith(x) and len(r) > len(x) and not (x == "街" and r.endswith("大街")):
-                        variants.setdefault(r[: -len(x)] + y, set()).add(r)
-        for form, canon in variants.items():
-            if form not in road_names and len(canon) == 1:
-                rf.add(form, next(iter(canon)))
+        _add_road_forms(rf, {r for r in _basic_names(std_addresses["road_name"].drop_duplicates()) if r})
         towns_m = tf.freeze()
         comms_m = cf.freeze()
         roads_m = rf.freeze()
@@ -193,21 +224,7 @@ class Vocabulary:
 
     def parse_one(self, key: str) -> tuple[str, str, str, str, str, str, str]:
         """Parse one normalised key; see :func:`parse_addresses` for the fields."""
-        m = _HOUSE_RE.search(key)
-        if m:
-            head, tail, house = key[: m.start()], key[m.end() :], m.group(1)
-        else:
-            head, tail, house = key, "", ""
-        building = ""
-        mb = _BUILDING_RE.search(tail) if house else None
-        if mb:
-            building = mb.group(1).upper()
-            tail = tail[: mb.start()] + tail[mb.end() :]
-        elif not house:
-            mb = _BUILDING_RE.search(head)
-            if mb:  # "3栋" without a house number is beyond what the text can locate: keep aside
-                tail = head[mb.start() :]
-                head = head[: mb.start()]
+        head, tail, house, building = _split_house(key)
         extra = [tail] if tail else []
         town_rx, comm_rx, road_rx = self._town_rx, self._comm_rx, self._road_rx
         pos, town, comm, skipped = 0, "", "", ""
