@@ -31,8 +31,14 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?"
 
 #: labels format → Excel number format.
-_EXCEL_FORMATS = {"int": "#,##0", "float1": "#,##0.0", "float2": "#,##0.00", "float3": "0.000",
-                  "pct": "0.0%", "pct100": "0.0%"}
+_EXCEL_FORMATS = {
+    "int": "#,##0",
+    "float1": "#,##0.0",
+    "float2": "#,##0.00",
+    "float3": "0.000",
+    "pct": "0.0%",
+    "pct100": "0.0%",
+}
 
 _CODED_EXTRA = ("department", "layer")
 
@@ -128,8 +134,9 @@ def _cell_values(col: pd.Series, column: str) -> tuple[list[Any], str]:
     fmt = field_format(column)
     if fmt == "code" or col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
         values = col.astype(object).where(col.notna(), None).tolist()
-        return ([v if v is None or isinstance(v, str) else str(v) for v in values]
-                if fmt == "code" else values), ""
+        return (
+            [v if v is None or isinstance(v, str) else str(v) for v in values] if fmt == "code" else values
+        ), ""
     if pd.api.types.is_datetime64_any_dtype(col.dtype):
         naive = col.dt.tz_convert("Asia/Shanghai").dt.tz_localize(None) if col.dt.tz else col
         return naive.astype(object).where(naive.notna(), None).tolist(), "yyyy-mm-dd hh:mm"
@@ -210,8 +217,10 @@ def write_workbook(
     wb = Workbook(write_only=True)
     for title, df in sheets.items():
         if not title or len(title) > 31 or any(ch in title for ch in "[]:*?/\\"):
-            raise InputError(f"sheet name {title!r} is not allowed by Excel (≤ 31 characters, "
-                             "none of []:*?/\\)", file=target)
+            raise InputError(
+                f"sheet name {title!r} is not allowed by Excel (≤ 31 characters, none of []:*?/\\)",
+                file=target,
+            )
         frame = pd.DataFrame(df.drop(columns=[df.geometry.name])) if isinstance(df, gpd.GeoDataFrame) else df
         _write_sheet(wb, title, frame, labels=labels)
     with atomic_path(target) as tmp:

@@ -82,9 +82,7 @@ def _labels() -> _Labels:
         if fmt and fmt not in FORMATS:
             raise ValueError(f"{LABELS_PATH}: field {name}: unknown format {fmt!r}")
         fields[str(name)] = FieldLabel(zh=str(spec["zh"]), unit=str(spec.get("unit", "")), format=fmt)
-    values = {
-        str(col): {str(k): _entry(v) for k, v in table.items()} for col, table in raw["values"].items()
-    }
+    values = {str(col): {str(k): _entry(v) for k, v in table.items()} for col, table in raw["values"].items()}
     return _Labels(
         fields=fields,
         patterns={str(k): str(v) for k, v in raw.get("patterns", {}).items()},
@@ -112,8 +110,13 @@ def _field(column: str) -> FieldLabel:
     if zh:
         spec = load_catalog().fields[column]
         fmt = "code" if spec.type in ("code", "id") else ("int" if spec.type == "int" else "")
-        unit = {"households": "户", "residents": "人", "floating_residents": "人", "rental_rooms": "间",
-                "employees": "人"}.get(column, "")
+        unit = {
+            "households": "户",
+            "residents": "人",
+            "floating_residents": "人",
+            "rental_rooms": "间",
+            "employees": "人",
+        }.get(column, "")
         return FieldLabel(zh=zh, unit=unit, format=fmt)
     if column.endswith("_grid_id") and column != "dept_grid_id":
         dept = column[: -len("_grid_id")]

@@ -33,10 +33,18 @@ import shapely
 from gridplan._atomic import atomic_path
 from gridplan.errors import CRSError, InputError
 from gridplan.layers.excel import FORMULA_PREFIXES, labelled_frame, neutralize_formulas, write_workbook
+from gridplan.layers.styles import style_geopackage
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FORMULA_PREFIXES", "neutralize_formulas", "write_layers", "write_table", "write_table_csv"]
+__all__ = [
+    "FORMULA_PREFIXES",
+    "geometry_kwargs",
+    "neutralize_formulas",
+    "write_layers",
+    "write_table",
+    "write_table_csv",
+]
 
 
 def _gdal_ready(frame: pd.DataFrame) -> pd.DataFrame:
@@ -50,8 +58,50 @@ def _gdal_ready(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+_TYPE_NAMES = ("Point", "LineString", "LineString", "Polygon", "MultiPoint", "MultiLineString",
+               "MultiPolygon", "GeometryCollection")  # by shapely type id
+_FAMILIES = {"Point": "MultiPoint", "MultiPoint": "MultiPoint", "LineString": "MultiLineString",
+             "LinearRing": "MultiLineString", "MultiLineString": "MultiLineString",
+             "Polygon": "MultiPolygon", "MultiPolygon": "MultiPolygon"}
+
+
+def geometry_kwargs(gdf: gpd.GeoDataFrame, *, name: str = "") -> dict[str, Any]:
+    """Return the pyogrio options that give a GeoPackage layer exactly one geometry type.
+
+    QGIS asks which sub-layer to load when a layer mixes types, so single and multi parts of one
+    family are written as multi (``Polygon`` + ``MultiPolygon`` → ``MultiPolygon``); a layer of
+    one type keeps it; a layer without geometries is ``Unknown``.  Mixed families (points and
+    polygons in one layer) cannot be one type: they stay ``Unknown`` and are logged.
+
+    Examples
+    --------
+    >>> from shapely import Point, box, MultiPolygon
+    >>> geometry_kwargs(gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1), MultiPolygon([box(2, 2, 3, 3)])]))
+    {'geometry_type': 'MultiPolygon', 'promote_to_multi': True}
+    >>> geometry_kwargs(gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1), None]))
+    {'geometry_type': 'Polygon', 'promote_to_multi': False}
+
+    """
+    geoms = gdf.geometry.to_numpy()
+    have = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    kinds = {_TYPE_NAMES[t] for t in set(shapely.get_type_id(geoms[have]).tolist())}
+    if not kinds:
+        return {"geometry_type": "Unknown"}
+    if len(kinds) == 1:
+        return {"geometry_type": kinds.pop(), "promote_to_multi": False}
+    families = {_FAMILIES.get(k) for k in kinds}
+    if len(families) == 1 and None not in families:
+        return {"geometry_type": families.pop(), "promote_to_multi": True}
+    logger.warning("layer %s mixes %s: written as geometry type Unknown", name, ", ".join(sorted(kinds)))
+    return {"geometry_type": "Unknown", "promote_to_multi": False}
+
+
 def write_layers(
-    layers: Mapping[str, pd.DataFrame], path: str | os.PathLike[str], *, append: bool = False
+    layers: Mapping[str, pd.DataFrame],
+    path: str | os.PathLike[str],
+    *,
+    append: bool = False,
+    households_band: tuple[int, int] | None = None,
 ) -> Path:
     """Write layers (GeoDataFrames) and tables (DataFrames) to one GeoPackage atomically.
 
@@ -64,12 +114,16 @@ def write_layers(
     append
         Keep the other layers of an existing file (layers of the same name are replaced);
         otherwise the file is replaced as a whole.
+    households_band
+        ``(min, max)`` households for the ``base_grids`` style (default: the file's ``plan_meta``).
 
     Returns
     -------
     pathlib.Path
         *path*.  Readers never see a half-written file: everything is written to a temporary file
         in the same folder (a copy of the old one when appending), which then replaces *path*.
+        Every layer has one geometry type (:func:`geometry_kwargs`), a default QGIS style and
+        Chinese field aliases (:func:`gridplan.layers.styles.style_geopackage`).
 
     Raises
     ------
@@ -94,10 +148,9 @@ def write_layers(
         if append and p.exists():
             shutil.copy2(p, tmp)
         for name, df in layers.items():
-            kwargs: dict[str, Any] = {}
-            if isinstance(df, gpd.GeoDataFrame) and shapely.is_missing(df.geometry.to_numpy()).all():
-                kwargs["geometry_type"] = "Unknown"
+            kwargs = geometry_kwargs(df, name=name) if isinstance(df, gpd.GeoDataFrame) else {}
             pyogrio.write_dataframe(_gdal_ready(df), tmp, layer=name, driver="GPKG", **kwargs)
+        style_geopackage(tmp, households_band=households_band)
     logger.info("wrote %d layers to %s", len(layers), p)
     return p
 
