@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import re
 
@@ -117,7 +118,8 @@ def test_base_grid_map_popups_legend_search_offline() -> None:
         "staff",
         "workload",
     }
-    assert props["workload"] == "1.50"
+    assert html_lib.unescape(props["workload"]) == "1.5 小时/月"  # numbers carry their unit
+    assert props["households"] == "300 户"
     assert "L.Control.Search" in html
     assert "搜索网格编码" in html
     assert "户数" in html  # legend caption

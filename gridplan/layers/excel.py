@@ -38,6 +38,7 @@ _EXCEL_FORMATS = {
     "float3": "0.000",
     "pct": "0.0%",
     "pct100": "0.0%",
+    "p": "0.0000",
 }
 
 _CODED_EXTRA = ("department", "layer")

@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import datetime
 import math
 import numbers
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from gridplan.layers.catalog import load_catalog
@@ -46,7 +48,7 @@ __all__ = [
 LABELS_PATH: Path = Path(__file__).resolve().with_name("labels.yml")
 
 #: Formats a column may have (how a number is shown; ``pct`` is a fraction, ``pct100`` percent points).
-FORMATS = ("int", "float1", "float2", "float3", "pct", "pct100", "code")
+FORMATS = ("int", "float1", "float2", "float3", "pct", "pct100", "code", "p", "datetime")
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def _field(column: str) -> FieldLabel:
     zh = _catalog_zh(column)
     if zh:
         spec = load_catalog().fields[column]
-        fmt = "code" if spec.type in ("code", "id") else ("int" if spec.type == "int" else "")
+        fmt = {"code": "code", "id": "code", "int": "int", "datetime": "datetime"}.get(spec.type, "")
         unit = {
             "households": "户",
             "residents": "人",
@@ -182,6 +184,8 @@ def value_color(column: str, value: Any, default: str = "") -> str:
 
 
 def _number(value: float, fmt: str) -> str:
+    if fmt == "p":
+        return "< 0.001" if 0 <= value < 0.001 else f"{value:.3f}"
     if fmt == "pct":
         return f"{value * 100:.1f}%"
     if fmt == "pct100":
@@ -191,6 +195,17 @@ def _number(value: float, fmt: str) -> str:
     if fmt.startswith("float"):
         return f"{value:,.{int(fmt[-1])}f}"
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def _datetime_text(value: Any) -> str:
+    """``2024-01-02 08:00`` (Beijing time for aware values); text that is no date stays as it is."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return str(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("Asia/Shanghai")
+    return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.strftime("%Y-%m-%d %H:%M")
 
 
 def format_value(column: str, value: Any) -> str:
@@ -211,6 +226,8 @@ def format_value(column: str, value: Any) -> str:
     label = _field(column)
     if isinstance(value, bool) or label.format == "code":
         return str(value)
+    if label.format == "datetime" or isinstance(value, datetime.datetime | datetime.date):
+        return _datetime_text(value)
     if isinstance(value, numbers.Real):
         text = _number(float(value), label.format)
         return f"{text} {label.unit}" if label.unit else text

@@ -18,9 +18,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from folium.plugins import FastMarkerCluster
+from folium.template import Template
 
 from gridplan.crs import to_wgs84, wgs84_to_gcj02
 from gridplan.errors import InputError
+from gridplan.layers.labels import field_label
 from gridplan.maps._elements import legend_html
 from gridplan.maps._layers import (
     LayerStyle,
@@ -36,7 +38,7 @@ from gridplan.maps._layers import (
     _start,
 )
 from gridplan.maps._palettes import CASE_COLORS, EMERGING_PATTERNS, GI_BINS
-from gridplan.maps.escape import escape_html
+from gridplan.maps.escape import escape_html, escape_values, js_json
 
 logger = logging.getLogger(__name__)
 
@@ -120,16 +122,19 @@ def _gradient_legend(caption: str, cmap: str, vmax: float) -> str:
 
 _HOT_FIELDS = {
     "bin_label": "类别",
+    "name": "名称",
     "grid_code": "网格编码",
     "h3": "H3 单元",
     "count": "事件数",
-    "rate": "比率",
+    "rate": "每千人事件数",
+    "rate_hh": "每百户事件数",
+    "density": "事件密度",
     "gi_z": "Gi* z 值",
-    "gi_p": "p 值",
+    "gi_p": "显著性 p 值",
 }
 _EMERGING_FIELDS = {
     "pattern_label": "时空模式",
-    "pattern": "Pattern",
+    "name": "名称",
     "grid_code": "网格编码",
     "h3": "H3 单元",
     "trend_z": "趋势 z 值",
@@ -180,9 +185,13 @@ def hotspot_map(
     show_insignificant: bool = False,
     title: str = "热点分析 (Gi*)",
     subtitle: str = "",
+    measure: str | None = None,
     options: MapOptions | None = None,
 ) -> folium.Map:
     """Gi* hot/cold spots (ArcGIS colours, 99/95/90 % legend) and emerging-hot-spot patterns.
+
+    Each legend shows only while its layer is on the map (the emerging patterns start hidden when
+    there are Gi* cells) and lists only the classes drawn.
 
     Parameters
     ----------
@@ -196,13 +205,18 @@ def hotspot_map(
         Optional ``{"city", "towns", "communities", "roads"}`` layers drawn underneath.
     title, subtitle
         Shown in the title box (escaped).
+    measure
+        The quantity Gi* was computed on (a column such as ``count``, ``rate``, ``density``): the
+        legend then says what it measures (``热点分析 (Gi*)：每千人事件数``), so a leader reading it
+        beside the heat map (events per km²) knows why the two may peak in different places.
     options
         Tiles, GCJ-02 shift, simplification (:class:`MapOptions`).
 
     """
     o = _opts(options)
     bg = _prepare_background(background, o)
-    legends: list[str] = []
+    legends: list[str | tuple[str, Any]] = []
+    caption = "热点分析 (Gi*)" + (f"：{field_label(measure)}" if measure else "")
     hs = _hot_cells(hotspots, o, show_insignificant)
     em = _emerging_cells(emerging, o, show_insignificant)
     m, reg = _start(_bounds(hs, em, bg.get("city")), o, bg, title)
@@ -217,8 +231,10 @@ def hotspot_map(
             tooltip_field="bin_label",
             stroke="#666666",
         )
-        _grid_layer(m, reg, hs, name="热点 / 冷点", style=style)
-        legends.append(legend_html("热点分析 (Gi*)", [GI_BINS[b] for b in (3, 2, 1, 0, -1, -2, -3)]))
+        layer = _grid_layer(m, reg, hs, name="热点 / 冷点", style=style)
+        present = set(hs["gi_bin"].tolist())  # only the classes on the map (bin 0 is hidden by default)
+        rows = [GI_BINS[b] for b in (3, 2, 1, 0, -1, -2, -3) if b in present]
+        legends.append((legend_html(caption, rows), layer[1] if layer else None))
     if em is not None:
         style = LayerStyle(
             key="emerging",
@@ -232,7 +248,7 @@ def hotspot_map(
         )
         legend = _grid_layer(m, reg, em, name="时空热点模式", style=style)
         if legend:
-            legends.append(legend)
+            legends.append(legend)  # shown with its layer only
     logger.info(
         "hotspot map: %d hot/cold features, %d emerging",
         0 if hs is None else len(hs),
@@ -286,25 +302,72 @@ def _case_points(
     return df, lon, lat, n_skipped, n_dropped
 
 
-def _case_markers(
+class _CaseCluster(FastMarkerCluster):
+    """Clustered case markers built in the browser from compact rows (not pre-rendered popups).
+
+    The page carries one short row per case — ``[lat, lon, category index, value, …]``, values
+    already formatted and HTML-escaped in Python — plus the field names and the category names
+    and colours once; the popup table is assembled in JavaScript when the markers are made.  This
+    keeps 50,000 cases at ≈ 120 bytes each instead of ≈ 875 with popup HTML per case, and the
+    markers go to the cluster in one ``addLayers`` call (chunked loading keeps the page responsive).
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = (function(){
+                var head = {{ this.js_head }}, cats = {{ this.js_cats }}, colors = {{ this.js_colors }};
+                var data = {{ this.js_data }};
+                var cluster = L.markerClusterGroup({{ this.options|tojavascript }});
+                var markers = new Array(data.length);
+                for (var i = 0; i < data.length; i++) {
+                    var row = data[i], html = '<table>';
+                    for (var j = 0; j < head.length; j++) {
+                        var v = head[j][1] ? cats[row[2]] : row[3 + j];
+                        if (v !== '') { html += '<tr><th>' + head[j][0] + '</th><td>' + v + '</td></tr>'; }
+                    }
+                    var mk = L.circleMarker([row[0], row[1]], {radius: 5, color: '#ffffff', weight: 1,
+                                                              fillColor: colors[row[2]], fillOpacity: 0.9});
+                    mk.bindPopup(html + '</table>', {maxWidth: 360});
+                    markers[i] = mk;
+                }
+                cluster.addLayers(markers);
+                cluster.addTo({{ this._parent.get_name() }});
+                return cluster;
+            })();
+        {% endmacro %}"""
+    )
+
+    def __init__(self, rows: list[list[Any]], *, head: list[list[Any]], cats: list[str], colors: list[str],
+                 name: str) -> None:
+        super().__init__([], name=name, options={"chunkedLoading": True})
+        self._name = "CaseCluster"
+        self.js_data = js_json(rows)
+        self.js_head = js_json(head)
+        self.js_cats = js_json(cats)
+        self.js_colors = js_json(colors)
+
+
+def _case_rows(
     df: pd.DataFrame, lon: np.ndarray, lat: np.ndarray
-) -> tuple[list[list[Any]], dict[str, str]]:
-    """``[lat, lon, popup HTML, colour]`` per case for the marker cluster, and the colour per category."""
+) -> tuple[list[list[Any]], list[list[Any]], dict[str, str]]:
+    """Compact marker rows, the popup head ``[[label, is_category], …]`` and the colour per category."""
     cats = (
         df["category"].astype("string").fillna("") if "category" in df.columns else pd.Series([""] * len(df))
     )
     color_of = {c: CASE_COLORS[i % len(CASE_COLORS)] for i, c in enumerate(pd.unique(cats))}
-    props = _escaped_columns(df, _CASE_FIELDS)
-    present = [c for c in _CASE_FIELDS if c in props]
-    popups = [
-        "<table>"
-        + "".join(f"<tr><th>{escape_html(_CASE_FIELDS[c])}</th><td>{props[c][i]}</td></tr>" for c in present)
-        + "</table>"
-        for i in range(len(df))
+    index_of = {c: i for i, c in enumerate(color_of)}
+    props = _escaped_columns(df, {c: "" for c in _CASE_FIELDS if c != "category"})
+    present = [c for c in _CASE_FIELDS if c in props or (c == "category" and "category" in df.columns)]
+    head = [[escape_html(_CASE_FIELDS[c]), int(c == "category")] for c in present]
+    cols = [props[c] if c != "category" else [""] * len(df) for c in present]
+    cols = [["" if v == "—" else v for v in col] for col in cols]
+    cat_idx = [index_of[c] for c in cats]
+    rows = [
+        [round(float(la), 6), round(float(lo), 6), k, *vals]
+        for la, lo, k, *vals in zip(lat, lon, cat_idx, *cols, strict=True)
     ]
-    colors = [color_of[c] for c in cats]
-    rows = [[float(a), float(b), p, c] for a, b, p, c in zip(lat, lon, popups, colors, strict=True)]
-    return rows, color_of
+    return rows, head, color_of
 
 
 def cases_map(
@@ -339,7 +402,7 @@ def cases_map(
     """
     o = _opts(options)
     df, lon, lat, n_skipped, n_dropped = _case_points(cases, max_cases, o)
-    rows, color_of = _case_markers(df, lon, lat)
+    rows, head, color_of = _case_rows(df, lon, lat)
     uniq = list(color_of)
     grids = _display(base_grids, o) if base_grids is not None else None
     bg = _prepare_background(background, o)
@@ -349,14 +412,12 @@ def cases_map(
         pts_bounds = _bounds(grids, bg.get("city"))
     m, reg = _start(pts_bounds, o, bg, title)
     _outline(m, reg, grids)
-    callback = (
-        "function (row) {"
-        " var mk = L.circleMarker(new L.LatLng(row[0], row[1]),"
-        " {radius: 5, color: '#ffffff', weight: 1, fillColor: row[3], fillOpacity: 0.9});"
-        " mk.bindPopup(row[2], {maxWidth: 360}); return mk; }"
-    )
-    cluster = FastMarkerCluster(
-        rows, callback=callback, name=escape_html("案件"), options={"chunkedLoading": True}
+    cluster = _CaseCluster(
+        rows,
+        head=head,
+        cats=escape_values(c or "未分类" for c in uniq),
+        colors=[color_of[c] for c in uniq],
+        name=escape_html("案件"),
     )
     cluster.add_to(m)
     reg.register("cases", cluster)
