@@ -273,3 +273,54 @@ def test_emerging_pattern_labels_match_the_analysis() -> None:
 
     assert set(maps.EMERGING_PATTERNS) == set(emerging.PATTERNS)
     assert {k: v[1] for k, v in maps.EMERGING_PATTERNS.items()} == emerging.PATTERNS_ZH
+
+
+def _text(html: str) -> str:
+    """The page with JSON ``\\uXXXX`` escapes decoded (folium writes layer names and data so)."""
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda mt: chr(int(mt.group(1), 16)), html)
+
+
+def test_coverage_map_posts_circles_and_uncovered() -> None:
+    from shapely import Point
+
+    from gridplan.maps.event_maps import coverage_map
+
+    posts = gpd.GeoDataFrame({"site_id": ["S1", "S2"], "post_rank": [1, 2], "covered_points": [5, 3],
+                              "covered_weight": [5.0, 3.0]},
+                             geometry=[Point(X0, Y0), Point(X0 + 800, Y0)], crs=4547)
+    unc = gpd.GeoDataFrame({"weight": [1.0], "reason": ["no post within 500 m"]},
+                           geometry=[Point(X0 + 3000, Y0)], crs=4547)
+    html = _text(maps.render_html(coverage_map(posts, unc, radius_m=500, base_grids=wiggly_coverage(2))))
+    assert check_offline(html) == []
+    assert html.count("L.circle(") == 2
+    assert '"radius": 500.0' in html
+    assert "500 m 内无岗位" in html
+    assert "no post" not in re.sub(r'"reason": "[^"]*"', "", html)  # shown in Chinese only
+    assert "2 个岗位，覆盖半径 500 m；1 处需求未覆盖" in html
+
+
+def test_legends_follow_their_layer_and_list_drawn_classes() -> None:
+    g = wiggly_coverage(3)
+    hot = g[["grid_code", "geometry"]].assign(gi_bin=[3, 3, 2, 0, 0, 0, 0, 0, 0])
+    em = g[["grid_code", "geometry"]].assign(pattern=["New Hot Spot"] * 9)
+    html = maps.render_html(maps.hotspot_map(hot, em, measure="rate"))
+    assert "热点分析 (Gi*)：每千人事件数" in html
+    assert "不显著" not in html  # bin 0 is not drawn, so no swatch for it
+    assert "热点 - 90% 置信度" not in html  # nor for a class that does not occur
+    assert html.count("m.hasLayer(lay)") == 2  # both legends follow their layer's visibility
+    assert '"zoomSnap": 0.1' in html
+
+
+def test_dept_and_qa_layer_names_are_chinese() -> None:
+    g = wiggly_coverage(2)
+    dept = g.assign(dept_grid_id=["P1", "P2", "P3", "P4"], dept_grid_name="派出所")
+    html = _text(maps.render_html(maps.dept_grid_map({"dept_police": dept, "dept_civil": dept})))
+    assert "公安网格" in html
+    assert "民政网格" in html
+    assert "部门网格: police" not in html
+    qa = gpd.GeoDataFrame({"layer": ["dept_civil"], "feature_id": ["M1"], "issue": ["gap"], "detail": ["x"]},
+                          geometry=[box(X0, Y0, X0 + 10, Y0 + 10)], crs=4547)
+    html = maps.render_html(maps.qa_map(qa, base_grids=g))
+    assert "质量问题：民政网格" in _text(html)
+    assert "dept_civil" not in "".join(f["properties"].get("layer", "") for fc in _page_data(html)
+                                       for f in fc["features"])
