@@ -144,3 +144,76 @@ def test_mixed_geometry_families_stay_readable(tmp_path, caplog):
     path = write_layers({"mixed": gdf}, tmp_path / "m.gpkg")
     assert "mixes" in caplog.text
     assert len(pyogrio.read_dataframe(path)) == 2
+
+
+def _tif(path: Path) -> Path:
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    data = np.zeros((20, 30), dtype="float32")
+    data[5:10, 5:20] = 40.0
+    with rasterio.open(path, "w", driver="GTiff", width=30, height=20, count=1, dtype="float32",
+                       crs="EPSG:4547", transform=Affine(50, 0, X0, 0, -50, Y0 + 1000), nodata=-1) as dst:
+        dst.write(data, 1)
+    return path
+
+
+def test_qgis_project_loads_every_layer_styled_and_grouped(tmp_path):
+    from gridplan.layers.qgis_project import default_project_layers, write_qgis_project
+
+    out = tmp_path / "outputs"
+    out.mkdir()
+    plan = write_plan(make_plan(), out / "plan.gpkg")
+    geoms = [box(X0, Y0, X0 + 10, Y0 + 10)]
+    hot_gdf = gpd.GeoDataFrame({"gi_bin": [3]}, geometry=geoms, crs=4547)
+    hot = write_layers({"hotspots": hot_gdf}, out / "hot.gpkg")
+    heat = _tif(out / "heat.tif")
+    layers = default_project_layers(plan=plan, hotspots=hot, proposal=out / "missing.gpkg", heat=heat)
+    (tmp_path / "project").mkdir()
+    path = write_qgis_project(layers, tmp_path / "project" / "gridplan.qgs")
+    root = ET.parse(path).getroot()
+    assert root.tag == "qgis"
+    assert root.find("projectCrs/spatialrefsys/authid").text == "EPSG:4547"
+    assert root.find("properties/Paths/Absolute").text == "false"
+    groups = [g.get("name") for g in root.findall("layer-tree-group/layer-tree-group")]
+    assert groups == ["方案", "热点分析", "热力图"]  # no proposal: its file is missing
+    tree_ids = {t.get("id"): t for t in root.iter("layer-tree-layer")}
+    maplayers = root.findall("projectlayers/maplayer")
+    assert {m.find("id").text for m in maplayers} == set(tree_ids)
+    names = {m.find("layername").text for m in maplayers}
+    assert {"基础网格", "热点 / 冷点 (Gi*)", "事件热力图（件/km²）"} <= names
+    for ml in maplayers:  # every source resolves from the project folder, every layer is styled
+        source = ml.find("datasource").text
+        file_part, _, layer_part = source.partition("|layername=")
+        assert file_part.startswith("./")
+        assert (path.parent / file_part).resolve().exists()
+        if ml.get("type") == "vector":
+            assert layer_part in list_layers((path.parent / file_part).resolve())
+            assert ml.find("renderer-v2") is not None
+            aliases = {a.get("field"): a.get("name") for a in ml.iter("alias")}
+            assert aliases
+            assert all(name == field_label(f) for f, name in aliases.items())
+            assert ml.find("provider").text == "ogr"
+        else:
+            items = ml.findall(".//colorrampshader/item")
+            assert len(items) == 5
+            assert float(items[-1].get("value")) == pytest.approx(40.0)
+            assert items[-1].get("label") == "≥ 40.0 件/km²"
+    hot_layer = next(m for m in maplayers if m.find("layername").text.startswith("热点"))
+    assert hot_layer.find("renderer-v2").get("attr") == "gi_bin"
+    base = next(t for t in tree_ids.values() if t.get("name") == "基础网格")
+    assert base.get("checked") == "Qt::Checked"
+
+
+def test_qgis_project_errors(tmp_path):
+    from gridplan.errors import InputError
+    from gridplan.layers.qgis_project import ProjectLayer, write_qgis_project
+
+    with pytest.raises(InputError, match=r"\.qgs"):
+        write_qgis_project([], tmp_path / "p.xml")
+    with pytest.raises(InputError, match="no layers"):
+        write_qgis_project([], tmp_path / "p.qgs")
+    with pytest.raises(InputError, match="missing layer file"):
+        write_qgis_project([ProjectLayer(tmp_path / "none.gpkg", "x", "g", "base_grids")], tmp_path / "p.qgs")
+    assert list(tmp_path.iterdir()) == []
