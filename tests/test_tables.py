@@ -90,6 +90,7 @@ def _yoy() -> pd.DataFrame:
         "count_prev": [float("nan"), 50.0, 7.0],
         "change_pct": [float("nan"), -20.0, 0.0],
         "area_share": [0.5, 0.25, 1.0],
+        "load_ratio": [1.2, float("inf"), 0.8],  # a grid without staff: no number for Excel
     })
 
 
@@ -98,7 +99,7 @@ def test_xlsx_headers_formats_frozen_filter_widths(tmp_path):
     ws = load_workbook(path)["yoy"]
     rows = list(ws.iter_rows(values_only=True))
     assert rows[0] == ("统计层级", "编码", "名称", "类别", "年份", "事件数（件）", "上年事件数（件）",
-                       "同比变化", "面积占比")
+                       "同比变化", "面积占比", "负荷系数（相对全市人均）")
     assert [r[0] for r in rows[1:]] == ["镇街", "村（社区）", "基础网格"]
     assert rows[2][1] == "441900003001"
     assert ws["B4"].data_type == "s"
@@ -109,8 +110,9 @@ def test_xlsx_headers_formats_frozen_filter_widths(tmp_path):
     assert ws["E2"].value == 2024
     assert ws["E2"].number_format == "General"
     assert ws["G2"].value is None
+    assert ws["J3"].value is None
     assert ws.freeze_panes == "A2"
-    assert ws.auto_filter.ref == "A1:I4"
+    assert ws.auto_filter.ref == "A1:J4"
     assert ws["A1"].font.b
     assert ws.column_dimensions["C"].width >= 2 * len("东城街道")
     for row in ws.iter_rows():

@@ -148,7 +148,7 @@ def _cell_values(col: pd.Series, column: str) -> tuple[list[Any], str]:
         if fmt == "pct100":
             num = num / 100.0
         integral = fmt == "int" or (not fmt and pd.api.types.is_integer_dtype(col.dtype))
-        values = [None if np.isnan(v) else (int(v) if integral else float(v)) for v in num.to_numpy()]
+        values = [None if not np.isfinite(v) else (int(v) if integral else float(v)) for v in num.to_numpy()]
         return values, _EXCEL_FORMATS.get(fmt, "")
     return col.astype(object).where(col.notna(), None).tolist(), ""
 
