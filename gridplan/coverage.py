@@ -102,6 +102,11 @@ def _points(obj: Any, what: str) -> np.ndarray:
     return geoms
 
 
+def _check_radius(radius_m: float) -> None:
+    if not (math.isfinite(radius_m) and radius_m > 0):
+        raise InputError(f"the coverage radius must be > 0 m and finite, got {radius_m:g}", field="radius_m")
+
+
 def coverage_pairs(sites: Any, demand: Any, *, radius_m: float) -> tuple[np.ndarray, np.ndarray]:
     """Every (site, demand) index pair within *radius_m* metres (sparse, via STRtree ``dwithin``).
 
@@ -113,8 +118,7 @@ def coverage_pairs(sites: Any, demand: Any, *, radius_m: float) -> tuple[np.ndar
     ([0], [0])
 
     """
-    if not radius_m > 0:
-        raise InputError("must be > 0", field="radius_m")
+    _check_radius(radius_m)
     sg, dg = _points(sites, "sites"), _points(demand, "demand")
     if len(sg) == 0 or len(dg) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -430,8 +434,9 @@ def generated_candidates(
         Shapely points.
 
     """
+    _check_radius(radius_m)
     if not spacing_m > 0:
-        raise InputError("must be > 0", field="spacing_m")
+        raise InputError(f"the candidate spacing must be > 0 m, got {spacing_m:g}", field="spacing_m")
     dg = _points(demand, "demand")
     if len(dg) == 0:
         return np.zeros(0, dtype=object)
@@ -529,4 +534,3 @@ def coverage_layers(
         }
     )
     return {"posts": posts, "uncovered": unc, "summary": summary}
-

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
@@ -138,6 +139,152 @@ def _group_multipolygons(parts: NDArray[np.object_], idx: NDArray[np.int64], n: 
     return out
 
 
+@dataclass(frozen=True)
+class QAOptions:
+    """Thresholds of the area checks, and the checks to skip.
+
+    Attributes
+    ----------
+    min_overlap_m2, min_gap_m2, min_outside_m2
+        Smallest overlap / gap part / area outside the boundary reported, in square metres (for
+        line layers ``min_outside_m2`` is read as metres of line outside).
+    max_cross_share
+        A departmental grid crosses a community line when more than this share (0–1) of its area
+        lies outside its main community.
+    skip
+        Area checks not to run, from ``{"overlap", "gap", "outside_boundary",
+        "crosses_community"}`` (e.g. when the caller computes them itself; ``gap`` costs one
+        ``union_all`` of the layer, a few seconds for 3,000 hand-drawn grids).
+
+    """
+
+    min_overlap_m2: float = 1.0
+    min_gap_m2: float = 1.0
+    min_outside_m2: float = 25.0
+    max_cross_share: float = 0.05
+    skip: Collection[str] = ()
+
+
+class _Findings:
+    """Collects the QA rows of one layer (feature ids resolved once)."""
+
+    def __init__(self, layer_name: str, ids: NDArray[np.object_], crs_: Any) -> None:
+        self.layer_name, self.ids, self.crs, self.n = layer_name, ids, crs_, len(ids)
+        self.parts: list[gpd.GeoDataFrame] = []
+
+    def add(self, mask_or_idx: Any, issue: str, detail: Any, geometry: Any, feature_id: Any = None) -> None:
+        """Record *issue* for the features of a boolean mask or an index array."""
+        arr = np.asarray(mask_or_idx)
+        idx = np.flatnonzero(arr) if arr.dtype == bool else arr
+        if idx.size == 0:
+            return
+        n = self.n
+        fid = self.ids[idx] if feature_id is None else feature_id
+        det = detail[idx] if isinstance(detail, np.ndarray) and detail.shape == (n,) else detail
+        geo = geometry[idx] if isinstance(geometry, np.ndarray) and geometry.shape == (n,) else geometry
+        self.parts.append(_qa(self.layer_name, fid, issue, det, geo, self.crs))
+
+    def table(self) -> gpd.GeoDataFrame:
+        """Return the QA table of everything recorded."""
+        qa = pd.concat(self.parts, ignore_index=True) if self.parts else empty_qa(self.crs)
+        return gpd.GeoDataFrame(qa, geometry="geometry", crs=self.crs)
+
+
+def _feature_ids(gdf: gpd.GeoDataFrame, id_field: str | None) -> NDArray[np.object_]:
+    """Return the id of each feature (``#<row>`` where there is no id field or the id is NULL)."""
+    rows = np.array([f"#{i}" for i in range(len(gdf))], dtype=object)
+    if id_field is None or id_field not in gdf.columns:
+        return rows
+    raw = gdf[id_field]
+    return np.where(raw.isna().to_numpy(), rows, raw.astype("str").to_numpy()).astype(object)
+
+
+def _check_geometry(
+    geoms: NDArray[np.object_], geom_kind: str | None, found: _Findings
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """NULL, empty, invalid (repaired in place) and wrong-type geometries; return (present, wrong)."""
+    n = len(geoms)
+    is_null = shapely.is_missing(geoms)
+    found.add(is_null, "null_geometry", "geometry is NULL", np.full(n, None, dtype=object))
+    is_empty = ~is_null & shapely.is_empty(geoms)
+    found.add(is_empty, "empty_geometry", "geometry is empty", np.full(n, None, dtype=object))
+    present = ~is_null & ~is_empty
+    invalid = present & ~shapely.is_valid(geoms)
+    if invalid.any():
+        reasons = np.full(n, "", dtype=object)
+        reasons[invalid] = shapely.is_valid_reason(geoms[invalid])
+        fixed = shapely.make_valid(geoms[invalid])
+        geoms[invalid] = _polygonal_part(fixed) if geom_kind == "polygon" else fixed
+        detail = np.array([f"{r}; repaired with make_valid" for r in reasons], dtype=object)
+        found.add(invalid, "invalid_geometry", detail, geoms)
+    wrong = np.zeros(n, dtype=bool)
+    if geom_kind is not None:
+        type_names = _type_names(geoms)
+        wrong = present & ~np.isin(type_names, list(GEOMETRY_TYPES[geom_kind]))
+        if wrong.any():
+            detail = np.array([f"{t} in a {geom_kind} layer" for t in type_names], dtype=object)
+            if geom_kind == "polygon":  # keep the polygonal part of collections
+                collection = wrong & (type_names == "GeometryCollection")
+                if collection.any():
+                    geoms[collection] = _polygonal_part(geoms[collection])
+                    detail[collection] = "GeometryCollection in a polygon layer; polygonal part kept"
+            found.add(wrong, "wrong_geometry_type", detail, geoms)
+    return present, wrong
+
+
+def _check_attributes(
+    gdf: gpd.GeoDataFrame, spec: Any, id_field: str | None, geoms: NDArray[np.object_], found: _Findings
+) -> None:
+    """Duplicate ids and NULL/blank values of required fields."""
+    ids = found.ids
+    if id_field is not None and id_field in gdf.columns:
+        known = gdf[id_field].notna().to_numpy()
+        dup = known & pd.Series(ids).duplicated(keep=False).to_numpy()
+        if dup.any():
+            counts = pd.Series(ids[dup]).value_counts()
+            detail = np.array(
+                [f"{id_field} {v} is used by {counts.get(v, 0)} features" for v in ids], dtype=object
+            )
+            found.add(dup, "duplicate_id", detail, geoms)
+    if spec is None:
+        return
+    for name in spec.required:
+        if name not in gdf.columns or name in spec.nullable:
+            continue
+        col = gdf[name]
+        missing = col.isna().to_numpy().copy()
+        if pd.api.types.is_string_dtype(col):
+            missing |= col.astype("str").str.strip().eq("").fillna(False).to_numpy(dtype=bool)
+        found.add(missing, "missing_value", f"{name} is NULL", geoms)
+
+
+def _check_areas(
+    geoms: NDArray[np.object_],
+    usable: NDArray[np.bool_],
+    kind: str | None,
+    spec: Any,
+    context: tuple[Any, gpd.GeoDataFrame | None],
+    options: QAOptions,
+    found: _Findings,
+) -> None:
+    """Overlaps, gaps, parts outside the boundary, departmental grids crossing communities."""
+    boundary, communities = context
+    geom_kind = spec.geometry if spec is not None else None
+    poly_idx = np.flatnonzero(usable & np.isin(_type_names(geoms), _POLYGONAL))
+    skip, add = options.skip, found.add
+    if geom_kind == "polygon" and poly_idx.size > 1 and "overlap" not in skip:
+        _overlaps(geoms, poly_idx, found.ids, options.min_overlap_m2, add)
+    boundary_geom = _as_geometry(boundary)
+    if boundary_geom is not None and kind != "city":
+        shapely.prepare(boundary_geom)
+        if spec is not None and spec.coverage and poly_idx.size and "gap" not in skip:
+            _gaps(geoms[poly_idx], boundary_geom, options.min_gap_m2, add)
+        if "outside_boundary" not in skip:
+            _outside(geoms, np.flatnonzero(usable), boundary_geom, options.min_outside_m2, geom_kind, add)
+    if kind == "dept" and communities is not None and poly_idx.size and "crosses_community" not in skip:
+        _crosses(geoms, poly_idx, found.ids, communities, options.max_cross_share, add)
+
+
 def validate_layer(
     gdf: gpd.GeoDataFrame,
     kind: str | None,
@@ -146,11 +293,7 @@ def validate_layer(
     boundary: Any = None,
     id_field: str | None = None,
     communities: gpd.GeoDataFrame | None = None,
-    min_overlap_m2: float = 1.0,
-    min_gap_m2: float = 1.0,
-    min_outside_m2: float = 25.0,
-    max_cross_share: float = 0.05,
-    skip: Collection[str] = (),
+    options: QAOptions | None = None,
     catalog: Catalog | None = None,
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Check one layer and return ``(repaired, qa)``.
@@ -172,16 +315,8 @@ def validate_layer(
         are named ``#<row>``.
     communities
         Community polygons for the ``crosses_community`` check of departmental layers.
-    min_overlap_m2, min_gap_m2, min_outside_m2
-        Smallest overlap / gap part / area outside the boundary reported, in square metres (for
-        line layers ``min_outside_m2`` is read as metres of line outside).
-    max_cross_share
-        A departmental grid crosses a community line when more than this share (0–1) of its area
-        lies outside its main community.
-    skip
-        Area checks not to run, from ``{"overlap", "gap", "outside_boundary",
-        "crosses_community"}`` (e.g. when the caller computes them itself; ``gap`` costs one
-        ``union_all`` of the layer, a few seconds for 3,000 hand-drawn grids).
+    options
+        Thresholds and checks to skip (:class:`QAOptions`; default: its defaults).
     catalog
         Catalog (default :func:`gridplan.layers.load_catalog`).
 
@@ -212,111 +347,24 @@ def validate_layer(
     """
     t0 = time.perf_counter()
     crs.require_projected(gdf, what=f"layer {layer_name}")
+    options = options or QAOptions()
     cat = catalog or load_catalog()
     if kind is not None and kind not in cat.layers:
         kind = cat.kind_for(kind)
     spec = cat.layers.get(kind) if kind else None
-    geom_kind = spec.geometry if spec is not None else None
-    layer_crs = gdf.crs
     id_field = id_field or (spec.id_field if spec is not None else None)
-    n = len(gdf)
-    if id_field is not None and id_field in gdf.columns:
-        raw_ids = gdf[id_field]
-        rows = np.array([f"#{i}" for i in range(n)], dtype=object)
-        ids = np.where(raw_ids.isna().to_numpy(), rows, raw_ids.astype("str").to_numpy()).astype(object)
-    else:
-        ids = np.array([f"#{i}" for i in range(n)], dtype=object)
-
+    found = _Findings(layer_name, _feature_ids(gdf, id_field), gdf.crs)
     geoms = gdf.geometry.to_numpy().copy()
-    parts: list[gpd.GeoDataFrame] = []
-
-    def add(mask_or_idx: Any, issue: str, detail: Any, geometry: Any, feature_id: Any = None) -> None:
-        arr = np.asarray(mask_or_idx)
-        idx = np.flatnonzero(arr) if arr.dtype == bool else arr
-        if idx.size == 0:
-            return
-        fid = ids[idx] if feature_id is None else feature_id
-        det = detail[idx] if isinstance(detail, np.ndarray) and detail.shape == (n,) else detail
-        geo = geometry[idx] if isinstance(geometry, np.ndarray) and geometry.shape == (n,) else geometry
-        parts.append(_qa(layer_name, fid, issue, det, geo, layer_crs))
-
-    # --- null / empty / invalid / wrong type -------------------------------------------------
-    is_null = shapely.is_missing(geoms)
-    add(is_null, "null_geometry", "geometry is NULL", np.full(n, None, dtype=object))
-    is_empty = ~is_null & shapely.is_empty(geoms)
-    add(is_empty, "empty_geometry", "geometry is empty", np.full(n, None, dtype=object))
-    present = ~is_null & ~is_empty
-
-    invalid = present & ~shapely.is_valid(geoms)
-    if invalid.any():
-        reasons = np.full(n, "", dtype=object)
-        reasons[invalid] = shapely.is_valid_reason(geoms[invalid])
-        fixed = shapely.make_valid(geoms[invalid])
-        if geom_kind == "polygon":
-            fixed = _polygonal_part(fixed)
-        geoms[invalid] = fixed
-        detail = np.array([f"{r}; repaired with make_valid" for r in reasons], dtype=object)
-        add(invalid, "invalid_geometry", detail, geoms)
-
-    if geom_kind is not None:
-        allowed = GEOMETRY_TYPES[geom_kind]
-        type_names = _type_names(geoms)
-        wrong = present & ~np.isin(type_names, list(allowed))
-        if wrong.any():
-            detail = np.array([f"{t} in a {geom_kind} layer" for t in type_names], dtype=object)
-            if geom_kind == "polygon":  # keep the polygonal part of collections
-                collection = wrong & (type_names == "GeometryCollection")
-                if collection.any():
-                    geoms[collection] = _polygonal_part(geoms[collection])
-                    detail[collection] = "GeometryCollection in a polygon layer; polygonal part kept"
-            add(wrong, "wrong_geometry_type", detail, geoms)
-    else:
-        wrong = np.zeros(n, dtype=bool)
-
-    # --- duplicate ids and NULL values ---------------------------------------------------------
-    if id_field is not None and id_field in gdf.columns:
-        known = gdf[id_field].notna().to_numpy()
-        dup = known & pd.Series(ids).duplicated(keep=False).to_numpy()
-        if dup.any():
-            counts = pd.Series(ids[dup]).value_counts()
-            detail = np.array(
-                [f"{id_field} {v} is used by {counts.get(v, 0)} features" for v in ids], dtype=object
-            )
-            add(dup, "duplicate_id", detail, geoms)
-    if spec is not None:
-        for name in spec.required:
-            if name not in gdf.columns or name in spec.nullable:
-                continue
-            col = gdf[name]
-            missing = col.isna().to_numpy().copy()
-            if pd.api.types.is_string_dtype(col):
-                missing |= col.astype("str").str.strip().eq("").fillna(False).to_numpy(dtype=bool)
-            add(missing, "missing_value", f"{name} is NULL", geoms)
-
-    # --- overlaps, gaps, outside the boundary, crossing communities -----------------------------
-    usable = present & ~wrong
-    polygonal = usable & np.isin(_type_names(geoms), _POLYGONAL)
-    poly_idx = np.flatnonzero(polygonal)
-    if geom_kind == "polygon" and poly_idx.size > 1 and "overlap" not in skip:
-        _overlaps(geoms, poly_idx, ids, min_overlap_m2, add)
-    boundary_geom = _as_geometry(boundary)
-    if boundary_geom is not None and kind != "city":
-        shapely.prepare(boundary_geom)
-        if spec is not None and spec.coverage and poly_idx.size and "gap" not in skip:
-            _gaps(geoms[poly_idx], boundary_geom, min_gap_m2, add)
-        if "outside_boundary" not in skip:
-            _outside(geoms, np.flatnonzero(usable), boundary_geom, min_outside_m2, geom_kind, add)
-    if kind == "dept" and communities is not None and poly_idx.size and "crosses_community" not in skip:
-        _crosses(geoms, poly_idx, ids, communities, max_cross_share, add)
-
-    qa = pd.concat(parts, ignore_index=True) if parts else empty_qa(layer_crs)
-    qa = gpd.GeoDataFrame(qa, geometry="geometry", crs=layer_crs)
+    present, wrong = _check_geometry(geoms, spec.geometry if spec is not None else None, found)
+    _check_attributes(gdf, spec, id_field, geoms, found)
+    _check_areas(geoms, present & ~wrong, kind, spec, (boundary, communities), options, found)
+    qa = found.table()
     repaired = gdf.copy()
-    repaired[gdf.geometry.name] = gpd.GeoSeries(geoms, index=gdf.index, crs=layer_crs)
+    repaired[gdf.geometry.name] = gpd.GeoSeries(geoms, index=gdf.index, crs=gdf.crs)
     counts = qa["issue"].value_counts().to_dict()
     logger.info(
         "validated %s: %d features, %d QA issues (%s) in %.2f s",
-        layer_name, n, len(qa), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none",
+        layer_name, len(gdf), len(qa), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none",
         time.perf_counter() - t0,
     )
     return repaired, qa
@@ -435,10 +483,7 @@ def validate_layers(
     *,
     boundary: Any = None,
     communities: gpd.GeoDataFrame | None = None,
-    min_overlap_m2: float = 1.0,
-    min_gap_m2: float = 1.0,
-    min_outside_m2: float = 25.0,
-    max_cross_share: float = 0.05,
+    options: QAOptions | None = None,
     catalog: Catalog | None = None,
 ) -> tuple[dict[str, gpd.GeoDataFrame], gpd.GeoDataFrame]:
     """Validate every layer of a mapping (as returned by :func:`gridplan.layers.read_layers`).
@@ -451,8 +496,8 @@ def validate_layers(
         City polygon; default: the repaired ``city`` layer when present.
     communities
         Community polygons for ``crosses_community``; default: the repaired ``communities`` layer.
-    min_overlap_m2, min_gap_m2, min_outside_m2, max_cross_share
-        As in :func:`validate_layer`.
+    options
+        Thresholds and skipped checks (:class:`QAOptions`), as in :func:`validate_layer`.
     catalog
         Catalog (default :func:`gridplan.layers.load_catalog`).
 
@@ -475,10 +520,7 @@ def validate_layers(
             layer_name=name,
             boundary=boundary if boundary is not None else repaired.get("city"),
             communities=communities if communities is not None else repaired.get("communities"),
-            min_overlap_m2=min_overlap_m2,
-            min_gap_m2=min_gap_m2,
-            min_outside_m2=min_outside_m2,
-            max_cross_share=max_cross_share,
+            options=options,
             catalog=cat,
         )
         repaired[name] = fixed
@@ -513,4 +555,12 @@ def qa_summary(qa: pd.DataFrame) -> pd.DataFrame:
     return table.astype(int)
 
 
-__all__ = ["QA_COLUMNS", "QA_ISSUES", "empty_qa", "qa_summary", "validate_layer", "validate_layers"]
+__all__ = [
+    "QA_COLUMNS",
+    "QA_ISSUES",
+    "QAOptions",
+    "empty_qa",
+    "qa_summary",
+    "validate_layer",
+    "validate_layers",
+]

@@ -25,10 +25,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
+from gridplan._clock import utc_now
 from gridplan.api import create_app
 from gridplan.api.app import PUBLIC_PATHS, create_user_token
 from gridplan.settings import Settings
-from gridplan._clock import utc_now
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,10 +81,24 @@ def _auth(client: TestClient, role: str, name: str | None = None) -> dict[str, s
     return {"Authorization": f"Bearer {token}"}
 
 
+def _api_routes(client: TestClient) -> list[Any]:
+    """Every API route of the app, routes of included routers too.
+
+    FastAPI >= 0.137 keeps an included ``APIRouter`` as one node of ``app.routes``;
+    ``fastapi.routing.iter_route_contexts`` (0.137.2) flattens the tree. Older FastAPI copies the
+    routes into ``app.routes``.
+    """
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:
+        return [r for r in client.app.routes if isinstance(r, APIRoute)]
+    return [c for c in iter_route_contexts(client.app.routes) if isinstance(c.original_route, APIRoute)]
+
+
 def _routes(client: TestClient) -> list[tuple[str, str]]:
     out = []
-    for r in client.app.routes:
-        if isinstance(r, APIRoute) and r.path not in PUBLIC_PATHS:
+    for r in _api_routes(client):
+        if r.path not in PUBLIC_PATHS:
             path = re.sub(r"\{[^}]+\}", "x", r.path)
             out.extend((m, path) for m in sorted(r.methods - {"HEAD"}))
     return out

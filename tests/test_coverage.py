@@ -212,3 +212,15 @@ def test_cli_coverage_bad_input(small_city: Path, tmp_path: Path):
     )
     assert res.exit_code == 2
     assert "no facilities of kind '火箭基地'" in res.output
+
+
+@pytest.mark.parametrize("radius", [0.0, -5.0, float("nan"), float("inf")])
+def test_a_bad_radius_is_named_as_the_radius(radius: float) -> None:
+    """``--radius-m 0`` blamed the lattice spacing derived from it; the radius is what to fix."""
+    demand = np.array([[0.0, 0.0], [10.0, 0.0]])
+    with pytest.raises(InputError) as err:
+        generated_candidates(demand, spacing_m=max(radius / 2, 0.0) or 1.0, radius_m=radius)
+    assert err.value.field == "radius_m"
+    with pytest.raises(InputError) as err:
+        coverage_pairs(demand, demand, radius_m=radius)
+    assert err.value.field == "radius_m"

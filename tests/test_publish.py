@@ -304,6 +304,31 @@ def test_cli_publish_end_to_end(small_city: Path, small_plan: Path, tmp_path: Pa
     assert "tile" in bad.output
 
 
+def test_standard_set_publishes_in_order_and_keeps_what_was_published(
+    small_plan: Path, tmp_path: Path
+) -> None:
+    from gridplan.maps.standard import StandardInputs, StandardMapOptions, publish_standard_set
+    from gridplan.plans import read_plan
+
+    plan = read_plan(small_plan)
+    out = tmp_path / "maps"
+    got = publish_standard_set(plan, out, options=StandardMapOptions(data_date="2026-01-02"))
+    assert [p.slug for p in got] == ["base-grids", "qa-issues"]
+    assert [p.path for p in got] == [out / "base-grids.html", out / "qa-issues.html"]
+    assert got[0].title == "基础网格"
+    man = maps.read_manifest(out)
+    assert sorted(e["slug"] for e in man["maps"]) == ["base-grids", "qa-issues"]
+    assert {e["plan_id"] for e in man["maps"]} == {plan.meta.plan_id}
+    assert {e["data_date"] for e in man["maps"]} == {"2026-01-02"}
+    # a bad input met after the first maps: a clear error naming the file; the maps before stay
+    wrong = tmp_path / "wrong.gpkg"
+    plan.base_grids[["grid_code", "geometry"]].to_file(wrong, layer="not_hotspots", driver="GPKG")
+    with pytest.raises(InputError, match="no layer 'hotspots'") as err:
+        publish_standard_set(plan, out, inputs=StandardInputs(hotspots=wrong))
+    assert "wrong.gpkg" in str(err.value.file)
+    assert sorted(e["slug"] for e in maps.read_manifest(out)["maps"]) == ["base-grids", "qa-issues"]
+    assert not (out / "hotspots.html").exists()
+
 def test_index_shows_beijing_time_and_plan_names(tmp_path) -> None:
     from gridplan.maps.publish import beijing_time, index_html, plan_label
 

@@ -68,28 +68,39 @@ def test_missing_layer_and_bad_names_are_user_errors(store: LayerStore) -> None:
 
 
 @pytest.mark.postgis
-def test_postgis_large_layer_round_trip_is_fast(postgis_url: str) -> None:
-    import time
-
+def test_postgis_large_layer_round_trip(postgis_url: str) -> None:
+    """10,000 features go in and come back whole (no timing: a shared CI machine is no clock)."""
     from shapely import box
 
     n = 10_000
     gdf = gpd.GeoDataFrame(
         {"dept_grid_id": [f"G{i:05d}" for i in range(n)], "dept_grid_name": ["东城网格"] * n},
-        geometry=[box(400000 + (i % 100) * 50, 2540000 + (i // 100) * 50,
-                      400050 + (i % 100) * 50, 2540050 + (i // 100) * 50) for i in range(n)],
+        geometry=[
+            box(
+                400000 + (i % 100) * 50,
+                2540000 + (i // 100) * 50,
+                400050 + (i % 100) * 50,
+                2540050 + (i // 100) * 50,
+            )
+            for i in range(n)
+        ],
         crs="EPSG:4547",
     )
     with open_store(postgis_url) as s:
-        t0 = time.perf_counter()
         s.write_layer(gdf, "t_big")
         back = s.read_layer("t_big")
-        assert len(back) == n and back.crs.to_epsg() == 4547
-        assert time.perf_counter() - t0 < 30
+        assert len(back) == n
+        assert back.crs.to_epsg() == 4547
+        assert set(back["dept_grid_id"]) == set(gdf["dept_grid_id"])
+        assert set(back["dept_grid_name"]) == {"东城网格"}
+        assert back.area.sum() == pytest.approx(n * 50 * 50)
         s.drop_layer("t_big")
+        assert "t_big" not in s.list_layers()
 
 
-def test_failed_write_leaves_previous_layer_intact(store: LayerStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_leaves_previous_layer_intact(
+    store: LayerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from gridplan.errors import StoreError
 
     store.write_layer(_grids(), "t_keep")

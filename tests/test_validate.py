@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from gridplan.errors import CRSError
 from gridplan.layers import read_layers
-from gridplan.validate import QA_ISSUES, empty_qa, qa_summary, validate_layer, validate_layers
+from gridplan.validate import QA_ISSUES, QAOptions, empty_qa, qa_summary, validate_layer, validate_layers
 
 CITY = box(0, 0, 20, 10)
 
@@ -58,7 +58,7 @@ def test_overlap_threshold():
     tiny = dept([box(0, 0, 10, 10), box(9.95, 0, 20, 10)])  # 0.5 m² overlap
     _, qa = validate_layer(tiny, "dept", layer_name="d")
     assert issues(qa, "overlap").empty
-    _, qa = validate_layer(tiny, "dept", layer_name="d", min_overlap_m2=0.1)
+    _, qa = validate_layer(tiny, "dept", layer_name="d", options=QAOptions(min_overlap_m2=0.1))
     assert len(issues(qa, "overlap")) == 1
 
 
@@ -135,7 +135,8 @@ def test_nullable_field_is_not_missing():
 
 def test_outside_boundary_polygons_points_lines():
     layer = dept([box(15, 0, 25, 5), box(0, 0, 10, 10.1), box(2, 2, 3, 3)])  # 25 m² out / 1 m² out / in
-    _, qa = validate_layer(layer, "dept", layer_name="d", boundary=CITY, min_outside_m2=1.5)
+    only_big = QAOptions(min_outside_m2=1.5)
+    _, qa = validate_layer(layer, "dept", layer_name="d", boundary=CITY, options=only_big)
     out = issues(qa, "outside_boundary")
     assert out["feature_id"].tolist() == ["G0"]
     assert out.geometry.iloc[0].area == pytest.approx(25.0)
@@ -258,7 +259,8 @@ def test_cli_validate_bad_options_exit_2(small_city, args, message):
 
 def test_skip_checks():
     layer = dept([box(0, 0, 10, 10), box(5, 0, 15, 10)])
-    _, qa = validate_layer(layer, "dept", layer_name="d", boundary=CITY, skip=("gap", "overlap"))
+    skip_two = QAOptions(skip=("gap", "overlap"))
+    _, qa = validate_layer(layer, "dept", layer_name="d", boundary=CITY, options=skip_two)
     assert qa.empty
     _, qa = validate_layer(layer, "dept", layer_name="d", boundary=CITY)
     assert set(qa["issue"]) == {"gap", "overlap"}

@@ -18,16 +18,18 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from gridplan._clock import utc_now
-from gridplan.errors import AuthError
-from gridplan.store.meta import ROLES, MetaStore
+from gridplan.errors import AuthError, InputError
+from gridplan.store.meta import ROLES, MetaStore, Role
 
 __all__ = [
     "PERMISSIONS",
     "LoginThrottle",
     "Principal",
     "TokenVerifier",
+    "create_user_token",
     "hash_secret",
     "issue_token",
     "verify_secret",
@@ -37,8 +39,20 @@ __all__ = [
 _N, _R, _P = 2**14, 8, 1
 CACHE_S = 30.0
 
+#: What a route may require of its caller (``require("plans:read")``).
+Permission = Literal[
+    "plans:summary",
+    "plans:read",
+    "plans:write",
+    "maps:read",
+    "jobs:read",
+    "analysis:run",
+    "results:read",
+    "admin",
+]
+
 #: Role → permissions.  A leader only reads summaries and published maps; admin may do anything.
-PERMISSIONS: dict[str, frozenset[str]] = {
+PERMISSIONS: dict[Role, frozenset[Permission]] = {
     "leader": frozenset({"plans:summary", "maps:read"}),
     "analyst": frozenset(
         {"plans:summary", "plans:read", "maps:read", "jobs:read", "analysis:run", "results:read"}
@@ -58,6 +72,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     ),
 }
 assert set(PERMISSIONS) == set(ROLES)
+assert set().union(*PERMISSIONS.values()) == set(get_args(Permission))
 
 
 def _b64(data: bytes) -> str:
@@ -103,12 +118,12 @@ class Principal:
     """The authenticated caller."""
 
     name: str
-    role: str
+    role: Role
     token_id: str
     expires_at: dt.datetime
     kind: str = "api"
 
-    def can(self, permission: str) -> bool:
+    def can(self, permission: Permission) -> bool:
         """Whether the caller's role grants *permission*."""
         return permission in PERMISSIONS.get(self.role, frozenset())
 
@@ -122,6 +137,21 @@ def issue_token(
     expires = utc_now() + dt.timedelta(seconds=ttl_s)
     meta.add_token(token_id, user_name, hash_secret(secret), kind=kind, expires_at=expires, label=label)
     return f"gp_{token_id}_{secret}", expires
+
+
+def create_user_token(
+    meta: MetaStore, name: str, role: str | None, *, days: float, label: str | None = None
+) -> tuple[str, str, dt.datetime]:
+    """Create (if needed) user *name* and an API token for it; return ``(token, token_id, expires)``."""
+    user = meta.get_user(name)
+    if user is None:
+        if role is None:
+            raise InputError(f"user {name!r} does not exist; give a role to create it", field="role")
+        meta.add_user(name, role)
+    elif role is not None and role != user["role"]:
+        raise InputError(f"user {name!r} already has role {user['role']}", field="role")
+    token, expires = issue_token(meta, name, kind="api", ttl_s=days * 86400, label=label)
+    return token, token.split("_", 2)[1], expires
 
 
 class LoginThrottle:

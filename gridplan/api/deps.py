@@ -1,25 +1,32 @@
-"""FastAPI dependencies: the shared service object, the authenticated caller, permission checks."""
+"""FastAPI dependencies: the shared service object, the authenticated caller, permission checks.
+
+Routes receive what they need through ``Depends`` (never through closures over the app), so each
+router in :mod:`gridplan.api.routes` is a plain module: ``ServiceDep`` is the app's
+:class:`~gridplan.api.service.Service`, ``require("plans:read")`` the caller holding that permission.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gridplan.api.auth import Principal
+from gridplan.api.auth import Permission, Principal
+from gridplan.api.service import Service
 from gridplan.errors import AuthError
 
-if TYPE_CHECKING:
-    from gridplan.api.service import Service
-
-__all__ = ["current_principal", "get_service", "require"]
+__all__ = ["ServiceDep", "current_principal", "get_service", "require"]
 
 
 def get_service(request: Request) -> Service:
     """Return the app's :class:`Service`."""
-    return request.app.state.service
+    service: Service = request.app.state.service
+    return service
 
+
+#: The app's service, as a route parameter: ``def route(service: ServiceDep) -> …``.
+ServiceDep = Annotated[Service, Depends(get_service)]
 
 #: Declares the bearer scheme in OpenAPI (the docs' "Authorize" button); errors are ours (401).
 bearer_scheme = HTTPBearer(auto_error=False, description="token from POST /login or `gridplan token create`")
@@ -45,7 +52,7 @@ def current_principal(
         ) from None
 
 
-def require(permission: str) -> Any:
+def require(permission: Permission) -> Any:
     """Dependency: the caller must hold *permission* (403 otherwise)."""
 
     def dep(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:

@@ -1,4 +1,4 @@
-"""The service object every route shares: stores, job runner, token verifier, folders, limits."""
+"""The object every route shares: stores, job runner, token verifier, login throttle, folders, limits."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gridplan.api.auth import TokenVerifier
+from gridplan.api.auth import LoginThrottle, TokenVerifier
 from gridplan.api.jobs import JobRunner
 from gridplan.api.uploads import UploadLimits
 from gridplan.settings import Settings
@@ -29,4 +29,5 @@ class Service:
     limits: UploadLimits
     settings: Settings
     session_ttl_s: float = 12 * 3600
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -189,6 +189,16 @@ def _check_features(counts: dict[str, int], file: str, limits: UploadLimits) -> 
         )
 
 
+def _extension(filename: str, allowed: frozenset[str], hint: str) -> str:
+    """Return the lower-case extension of *filename* if it is *allowed* (``InputError`` with *hint*)."""
+    ext = Path(filename).suffix.lower()
+    if ext not in allowed:
+        raise InputError(
+            f"unexpected file type {ext or '(none)'}; upload {hint}", file=filename, field="file"
+        )
+    return ext
+
+
 def ingest_layers(
     src: Path, filename: str, dest_dir: Path, *, limits: UploadLimits
 ) -> tuple[Path, dict[str, int]]:
@@ -197,13 +207,7 @@ def ingest_layers(
     Accepts a GeoPackage, GeoJSON, or a ZIP of shapefiles / one GeoPackage; returns the new file
     and the feature count of each layer.
     """
-    ext = Path(filename).suffix.lower()
-    if ext not in LAYER_EXTS:
-        raise InputError(
-            f"unexpected file type {ext or '(none)'}; upload .gpkg, .geojson or a .zip of shapefiles",
-            file=filename,
-            field="file",
-        )
+    ext = _extension(filename, LAYER_EXTS, ".gpkg, .geojson or a .zip of shapefiles")
     dest_dir.mkdir(parents=True, exist_ok=True)
     out = dest_dir / "layers.gpkg"
     if ext == ".gpkg":
@@ -249,13 +253,7 @@ def ingest_cases(src: Path, filename: str, dest_dir: Path, *, limits: UploadLimi
 
     It is stored as ``dest_dir/events.csv`` (UTF-8); returns the path and the row count.
     """
-    ext = Path(filename).suffix.lower()
-    if ext not in CASES_EXTS:
-        raise InputError(
-            f"unexpected file type {ext or '(none)'}; upload a .csv (or a .zip with one .csv)",
-            file=filename,
-            field="file",
-        )
+    ext = _extension(filename, CASES_EXTS, "a .csv (or a .zip with one .csv)")
     dest_dir.mkdir(parents=True, exist_ok=True)
     name = filename
     if ext == ".zip":

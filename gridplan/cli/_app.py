@@ -2,17 +2,26 @@
 
 Each ``gridplan/cli/<capability>.py`` module registers its commands on :data:`app` and stays thin:
 it translates arguments, calls the library, and prints a Rich summary.  Errors raised by the
-library reach the user as one line on stderr and the exit code of :data:`gridplan.errors.EXIT_CODES`.
+library reach the user as one line on stderr and the exit code of :data:`gridplan.errors.EXIT_CODES`;
+an unexpected error (a bug) is one line too, with the path of a log holding its traceback.  Progress
+and INFO logs go to stderr only when it is a terminal (or with ``-v``), so a piped or scripted run
+sees only warnings and the error line.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
+import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -25,6 +34,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from gridplan._atomic import write_text
+from gridplan._clock import compact_stamp
 from gridplan.errors import GridplanError, exit_code_for
 
 app = typer.Typer(
@@ -41,26 +52,59 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _one_line(message: str) -> None:
+    """Print ``error: message`` as exactly one line on stderr (user text is never markup)."""
+    text = " ".join(str(message).split())
+    err_console.print("[bold red]error:[/] ", end="", markup=True, highlight=False)
+    err_console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _crash_log(exc: BaseException) -> Path:
+    """Write the traceback of an unexpected error to a log file and return its path."""
+    path = Path(tempfile.gettempdir()) / f"gridplan-crash-{compact_stamp()}-{os.getpid()}.log"
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    write_text(f"gridplan {' '.join(sys.argv[1:])}\n\n{text}", path)
+    return path
+
+
+#: Errors about files a user named (missing, a folder, not writable, already there): bad input.
+_FILE_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, FileExistsError)
+
+
 def user_errors(func: F) -> F:
-    """Turn :class:`GridplanError` into a one-line message and its exit code (no traceback)."""
+    """Turn every error into one line on stderr and an exit code; never a traceback.
+
+    Bad input (:class:`GridplanError`, a missing or unreadable file) exits with the code of
+    :data:`gridplan.errors.EXIT_CODES` (2 for input).  Anything else is a bug of ours: one line
+    naming the exception and the path of a log holding its traceback, exit 1.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
         except GridplanError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            _one_line(str(exc))
             raise typer.Exit(exit_code_for(exc)) from None
-        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        except _FILE_ERRORS as exc:
+            _one_line(str(exc))
             raise typer.Exit(2) from None
+        except Exception as exc:  # a bug: say so in one line, keep the traceback in a log
+            try:
+                where = f"; the traceback is in {_crash_log(exc)}"
+            except OSError:
+                where = ""
+            _one_line(f"internal error ({type(exc).__name__}: {exc}){where}; please report it")
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 
 
 @contextmanager
 def progress() -> Iterator[Progress]:
-    """A Rich progress display for long steps (writes to stderr, silent when not a terminal)."""
+    """Show a Rich progress display for long steps (on stderr, silent when not a terminal)."""
     with Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
@@ -69,6 +113,7 @@ def progress() -> Iterator[Progress]:
         TimeElapsedColumn(),
         console=err_console,
         transient=False,
+        disable=not err_console.is_terminal,
     ) as prog:
         yield prog
 
@@ -79,7 +124,9 @@ def _main(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
 ) -> None:
     """City grid governance: merge departmental grids, geocode, hotspots, staffing, maps."""
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose >= 2 else logging.INFO)
+    # Progress lines are for a person at a terminal: piped, stderr holds warnings and the error line.
+    chatty = err_console.is_terminal or verbose >= 1
+    level = logging.WARNING if quiet or not chatty else (logging.DEBUG if verbose >= 2 else logging.INFO)
     logging.basicConfig(
         level=level,
         format="%(message)s",

@@ -48,7 +48,7 @@ def validate(
     Prints the number of QA issues per layer and kind.  Exit code 2 when the input cannot be read.
     """
     from gridplan.layers import read_layers, write_layers, write_table_csv
-    from gridplan.validate import qa_summary, validate_layers
+    from gridplan.validate import QAOptions, qa_summary, validate_layers
 
     if out is not None and out.suffix.lower() not in (".csv", ".gpkg"):
         raise InputError("--out must end in .csv or .gpkg", file=out)
@@ -70,10 +70,12 @@ def validate(
             layers,
             boundary=every.get("city"),
             communities=every.get("communities"),
-            min_overlap_m2=min_overlap_m2,
-            min_gap_m2=min_gap_m2,
-            min_outside_m2=min_outside_m2,
-            max_cross_share=max_cross_share,
+            options=QAOptions(
+                min_overlap_m2=min_overlap_m2,
+                min_gap_m2=min_gap_m2,
+                min_outside_m2=min_outside_m2,
+                max_cross_share=max_cross_share,
+            ),
         )
     if out is not None:
         if out.suffix.lower() == ".gpkg":

@@ -84,7 +84,7 @@ def token_create(
     db: Annotated[str | None, _DB] = None,
 ) -> None:
     """Create an API token and print it ONCE (only its scrypt hash is stored)."""
-    from gridplan.api.app import create_user_token
+    from gridplan.api.auth import create_user_token
     from gridplan.store.meta import ROLES, MetaStore
 
     if role is not None and role not in ROLES:

@@ -25,6 +25,7 @@ from gridplan.layers.catalog import (
     load_catalog,
     map_fields,
 )
+from gridplan.layers.geometry import check_layers_agree, clean_geometry
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +163,7 @@ def _read_layer(p: Path, layer: str | None, how: _How) -> gpd.GeoDataFrame:
                     layer=layer_name,
                 )
             gdf = gdf.set_crs(crs_if_missing)
+        gdf = clean_geometry(gdf, p, layer_name)
         gdf = _shift_chinese_datum(gdf, coord_sys, p, layer_name)
 
     if spec is not None:
@@ -272,6 +274,7 @@ def read_layers(
             f"{', '.join(n for n in cat.layers if n != 'dept')}, dept_<name>",
             file=p,
         )
+    check_layers_agree(out, p)
     if skipped:
         logger.info("skipped layers the catalog does not know: %s", ", ".join(skipped))
     logger.info(

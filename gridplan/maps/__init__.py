@@ -7,6 +7,7 @@
 * :mod:`gridplan.maps.assets` — Leaflet and plugins inlined from the pinned npm packages.
 * :mod:`gridplan.maps.simplify` — topology-preserving display simplification, ~1 m coordinates.
 * :mod:`gridplan.maps.publish` — atomic publishing, slugs, ``index.html`` and ``manifest.json``.
+* :mod:`gridplan.maps.standard` — the standard map set of a plan (what ``gridplan publish`` makes).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from gridplan.maps.escape import escape_html, js_json
 from gridplan.maps.event_maps import cases_map, heatmap_map, hotspot_map
 from gridplan.maps.grid_maps import base_grid_map, dept_grid_map, dual_grid_map, qa_map
 from gridplan.maps.publish import publish_map, read_manifest, render_html, slugify
+from gridplan.maps.standard import PublishedMap, StandardInputs, StandardMapOptions, publish_standard_set
 
 __all__ = [
     "CHANGE_KINDS",
@@ -25,6 +27,9 @@ __all__ = [
     "QA_ISSUES",
     "LayerStyle",
     "MapOptions",
+    "PublishedMap",
+    "StandardInputs",
+    "StandardMapOptions",
     "base_grid_map",
     "cases_map",
     "dept_grid_map",
@@ -34,6 +39,7 @@ __all__ = [
     "hotspot_map",
     "js_json",
     "publish_map",
+    "publish_standard_set",
     "qa_map",
     "read_manifest",
     "render_html",

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from gridplan.errors import InputError
+
 __all__ = ["GridNote", "grid_sequence", "partition_units"]
 
 
@@ -46,12 +48,27 @@ class GridNote:
     reason: str
 
 
+def check_band(households_min: int, households_max: int) -> None:
+    """Refuse an empty or inverted household band before any work."""
+    if households_max < 1 or households_min < 0:
+        raise InputError(
+            f"the household band {households_min}-{households_max} is empty; households_max must be at "
+            "least 1 and households_min at least 0",
+            field="households_max" if households_max < 1 else "households_min",
+        )
+    if households_min > households_max:
+        raise InputError(
+            f"households_min ({households_min}) is larger than households_max ({households_max})",
+            field="households_min",
+        )
+
+
 def _choose_k(h: float, lo: int, hi: int) -> int:
     if h < lo or h <= 0:
         return 1
     mid = (lo + hi) / 2
     k_lo = int(np.ceil(h / hi))
-    k_hi = int(np.floor(h / lo))
+    k_hi = int(np.floor(h / lo)) if lo > 0 else k_lo + int(np.ceil(h))  # no lower end: any k ≥ k_lo
     if k_lo <= k_hi:
         return int(min(max(round(h / mid), k_lo), k_hi))
     # no k puts the mean in the band: fewer, larger grids (one grid off band instead of several)

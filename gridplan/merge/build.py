@@ -46,7 +46,7 @@ import shapely
 
 from gridplan._clock import iso_utc
 from gridplan.errors import CRSError, InputError
-from gridplan.merge.basegrids import grid_sequence, partition_units
+from gridplan.merge.basegrids import check_band, grid_sequence, partition_units
 from gridplan.merge.overlay import face_adjacency, overlay_faces
 from gridplan.merge.slivers import eliminate_slivers, lineage_components, sliver_mask
 from gridplan.plans import Plan, PlanMeta
@@ -291,9 +291,7 @@ def merge_layers(
     """
     t0 = time.perf_counter()
     step = progress or (lambda _s: None)
-    if households_min > households_max:
-        raise InputError(f"households_min ({households_min}) is larger than households_max "
-                         f"({households_max})", field="households_min")
+    check_band(households_min, households_max)
     for name in ("city", "communities"):
         if name not in layers:
             raise InputError("required layer is missing", layer=name)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gridplan.store.base import LayerStore
+from gridplan.store.base import LayerStore, is_postgres_url
 
 
 def open_store(target: str | Path) -> LayerStore:
     """Open the store named by *target* (a ``postgresql…://`` URL or a workspace folder)."""
     text = str(target)
-    if text.startswith(("postgresql://", "postgresql+", "postgres://")):
+    if is_postgres_url(text):
         from gridplan.store.postgis import PostgisStore
 
         return PostgisStore(text)

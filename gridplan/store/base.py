@@ -1,15 +1,39 @@
-"""The interface both stores implement, and the layer-name rule they share."""
+"""The interface both stores implement, and the rules they share: layer names, database URLs."""
 
 from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import geopandas as gpd
 
 from gridplan.errors import InputError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_POSTGRES_PREFIXES = ("postgresql://", "postgresql+", "postgres://")
+
+
+def is_postgres_url(target: str | Path) -> bool:
+    """Whether *target* names a PostgreSQL database rather than a workspace folder.
+
+    >>> is_postgres_url("postgresql+psycopg://u@h/db"), is_postgres_url("/tmp/ws")
+    (True, False)
+    """
+    return str(target).startswith(_POSTGRES_PREFIXES)
+
+
+def engine_url(url: str) -> str:
+    """Return *url* with the psycopg 3 driver, unless it names a driver.
+
+    >>> engine_url("postgres://u@h/db"), engine_url("postgresql+psycopg2://u@h/db")
+    ('postgresql+psycopg://u@h/db', 'postgresql+psycopg2://u@h/db')
+    """
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
 
 
 def check_layer_name(name: str) -> str:
@@ -23,7 +47,7 @@ def check_layer_name(name: str) -> str:
     >>> check_layer_name("x; drop table y")
     Traceback (most recent call last):
     ...
-    gridplan.errors.InputError: layer x; drop table y: not a valid layer name: use lower-case letters, digits and _ (max 63)
+    gridplan.errors.InputError: layer x; drop table y: not a valid layer name: use lower-case ...
     """
     if not _NAME.match(name):
         raise InputError("not a valid layer name: use lower-case letters, digits and _ (max 63)", layer=name)

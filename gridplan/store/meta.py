@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -22,34 +22,18 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from gridplan._clock import utc_now
 from gridplan.errors import InputError, NotFoundError, StoreError
-from gridplan.store.base import check_layer_name
+from gridplan.store.base import check_layer_name, engine_url, is_postgres_url
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JOB_STATES", "ROLES", "MetaStore", "is_postgres_url"]
+__all__ = ["JOB_STATES", "ROLES", "MetaStore", "Role", "is_postgres_url"]
 
 #: Roles a user can hold (PRODUCT §3.8).
-ROLES: tuple[str, ...] = ("planner", "analyst", "leader", "admin")
+#: Who a user is to the service (DESIGN.md's role matrix).
+Role = Literal["planner", "analyst", "leader", "admin"]
+ROLES: tuple[Role, ...] = get_args(Role)
 #: Job life cycle.
 JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed")
-
-
-
-def is_postgres_url(target: str | Path) -> bool:
-    """Whether *target* names a PostgreSQL database rather than a workspace folder.
-
-    >>> is_postgres_url("postgresql+psycopg://u@h/db"), is_postgres_url("/tmp/ws")
-    (True, False)
-    """
-    return str(target).startswith(("postgresql://", "postgresql+", "postgres://"))
-
-
-def _engine_url(url: str) -> str:
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url.removeprefix("postgres://")
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return url
 
 
 def _tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
@@ -146,7 +130,7 @@ class MetaStore:
         try:
             if self.is_postgres:
                 self.schema: str | None = check_layer_name(schema)
-                self.engine: Engine = sa.create_engine(_engine_url(str(target)), pool_pre_ping=True)
+                self.engine: Engine = sa.create_engine(engine_url(str(target)), pool_pre_ping=True)
                 with self.engine.begin() as conn:
                     conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             else:
@@ -166,20 +150,29 @@ class MetaStore:
         """Dispose of the connection pool."""
         self.engine.dispose()
 
+    def _insert(self, table: str, **values: Any) -> None:
+        """Insert one row into *table* in its own transaction."""
+        with self.engine.begin() as conn:
+            conn.execute(self.t[table].insert().values(**values))
+
+    def _one(self, table: str, key: str, value: str, *, what: str) -> dict[str, Any]:
+        """Return the row of *table* whose *key* is *value* (``NotFoundError`` naming *what*)."""
+        t = self.t[table]
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t).where(t.c[key] == value)).first()
+        if row is None:
+            raise NotFoundError(f"{what} {value!r} does not exist")
+        return _row(row)
+
     # -- users --------------------------------------------------------------------------------
     def add_user(self, name: str, role: str, *, password_hash: str | None = None) -> None:
         """Create user *name* with *role* (``InputError`` if it exists or the role is unknown)."""
         if role not in ROLES:
             raise InputError(f"unknown role {role!r}; use one of {', '.join(ROLES)}", field="role")
         try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    self.t["users"]
-                    .insert()
-                    .values(
-                        name=name, role=role, password_hash=password_hash, active=True, created_at=utc_now()
-                    )
-                )
+            self._insert(
+                "users", name=name, role=role, password_hash=password_hash, active=True, created_at=utc_now()
+            )
         except IntegrityError:
             raise InputError(f"user {name!r} already exists", field="name") from None
 
@@ -218,21 +211,17 @@ class MetaStore:
         label: str | None = None,
     ) -> None:
         """Store the *hash* of a new token."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                self.t["tokens"]
-                .insert()
-                .values(
-                    token_id=token_id,
-                    user_name=user_name,
-                    token_hash=token_hash,
-                    kind=kind,
-                    label=label,
-                    created_at=utc_now(),
-                    expires_at=expires_at,
-                    revoked=False,
-                )
-            )
+        self._insert(
+            "tokens",
+            token_id=token_id,
+            user_name=user_name,
+            token_hash=token_hash,
+            kind=kind,
+            label=label,
+            created_at=utc_now(),
+            expires_at=expires_at,
+            revoked=False,
+        )
 
     def get_token(self, token_id: str) -> dict[str, Any] | None:
         """Token row joined with its user's role and active flag, or ``None``."""
@@ -283,27 +272,16 @@ class MetaStore:
 
     def get_plan(self, plan_id: str) -> dict[str, Any]:
         """Return the registry row of *plan_id* (``NotFoundError`` if unknown)."""
-        p = self.t["plans"]
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(p).where(p.c.plan_id == plan_id)).first()
-        if row is None:
-            raise NotFoundError(f"plan {plan_id!r} does not exist")
-        return _row(row)
+        return self._one("plans", "plan_id", plan_id, what="plan")
 
     # -- uploads ------------------------------------------------------------------------------
     def add_upload(self, row: dict[str, Any]) -> None:
         """Register a checked upload."""
-        with self.engine.begin() as conn:
-            conn.execute(self.t["uploads"].insert().values(created_at=utc_now(), **row))
+        self._insert("uploads", created_at=utc_now(), **row)
 
     def get_upload(self, upload_id: str) -> dict[str, Any]:
         """Return the upload row (``NotFoundError`` if unknown)."""
-        up = self.t["uploads"]
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(up).where(up.c.upload_id == upload_id)).first()
-        if row is None:
-            raise NotFoundError(f"upload {upload_id!r} does not exist")
-        out = _row(row)
+        out = self._one("uploads", "upload_id", upload_id, what="upload")
         out["layers"] = json.loads(out.pop("layers_json"))
         return out
 
@@ -311,23 +289,19 @@ class MetaStore:
     def add_job(self, job_id: str, kind: str, owner: str, params: dict[str, Any]) -> None:
         """Register a queued job."""
         now = utc_now()
-        with self.engine.begin() as conn:
-            conn.execute(
-                self.t["jobs"]
-                .insert()
-                .values(
-                    job_id=job_id,
-                    kind=kind,
-                    state="queued",
-                    progress=0.0,
-                    message="queued",
-                    owner=owner,
-                    params_json=json.dumps(params, ensure_ascii=False),
-                    result_json=None,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+        self._insert(
+            "jobs",
+            job_id=job_id,
+            kind=kind,
+            state="queued",
+            progress=0.0,
+            message="queued",
+            owner=owner,
+            params_json=json.dumps(params, ensure_ascii=False),
+            result_json=None,
+            created_at=now,
+            updated_at=now,
+        )
 
     def update_job(self, job_id: str, **values: Any) -> None:
         """Update state/progress/message/result of a job."""
@@ -339,12 +313,7 @@ class MetaStore:
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         """Return the job row with ``params`` and ``result`` decoded (``NotFoundError`` if unknown)."""
-        j = self.t["jobs"]
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(j).where(j.c.job_id == job_id)).first()
-        if row is None:
-            raise NotFoundError(f"job {job_id!r} does not exist")
-        out = _row(row)
+        out = self._one("jobs", "job_id", job_id, what="job")
         out["params"] = json.loads(out.pop("params_json"))
         res = out.pop("result_json")
         out["result"] = json.loads(res) if res else None

@@ -17,18 +17,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from gridplan.errors import InputError, NotFoundError, StoreError
-from gridplan.store.base import LayerStore, check_layer_name
+from gridplan.store.base import LayerStore, check_layer_name, engine_url
 
 log = logging.getLogger(__name__)
-
-
-def _engine_url(url: str) -> str:
-    """Use the psycopg 3 driver unless the URL names one."""
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url.removeprefix("postgres://")
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return url
 
 
 class PostgisStore(LayerStore):
@@ -46,12 +37,14 @@ class PostgisStore(LayerStore):
     def __init__(self, url: str, *, schema: str = "public") -> None:
         self.schema = check_layer_name(schema)
         try:
-            self.engine: Engine = create_engine(_engine_url(url), future=True, pool_pre_ping=True)
+            self.engine: Engine = create_engine(engine_url(url), future=True, pool_pre_ping=True)
             with self.engine.begin() as conn:
                 conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
                 conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open PostGIS store: {exc.__class__.__name__}: {exc.orig!s}"[:300]) from exc
+            cause = getattr(exc, "orig", None) or exc  # DBAPIError carries the driver's error
+            message = f"cannot open PostGIS store: {exc.__class__.__name__}: {cause!s}"
+            raise StoreError(message[:300]) from exc
 
     def write_layer(self, gdf: gpd.GeoDataFrame, name: str) -> None:
         """Replace layer *name* with *gdf* in one transaction (staging table + rename)."""
@@ -67,11 +60,14 @@ class PostgisStore(LayerStore):
                 conn.execute(text(f'DROP TABLE IF EXISTS "{self.schema}"."{name}"'))
                 conn.execute(text(f'ALTER TABLE "{self.schema}"."{staging}" RENAME TO "{name}"'))
                 idx = f"{name}_geom_idx"[:63]
-                conn.execute(text(f'ALTER INDEX IF EXISTS "{self.schema}"."idx_{staging}_geometry" '
-                                  f'RENAME TO "{idx}"'))
+                conn.execute(
+                    text(f'ALTER INDEX IF EXISTS "{self.schema}"."idx_{staging}_geometry" RENAME TO "{idx}"')
+                )
         except SQLAlchemyError as exc:
             raise StoreError(f"writing layer {name} failed and was rolled back: {exc}"[:300]) from exc
-        log.info("stored %d features in %s.%s in %.2f s", len(gdf), self.schema, name, time.perf_counter() - t0)
+        log.info(
+            "stored %d features in %s.%s in %.2f s", len(gdf), self.schema, name, time.perf_counter() - t0
+        )
 
     def read_layer(self, name: str) -> gpd.GeoDataFrame:
         """Read layer *name* with its CRS."""
@@ -80,9 +76,7 @@ class PostgisStore(LayerStore):
             raise NotFoundError(f"layer {name} is not in the PostGIS store (schema {self.schema})")
         geom_col = self._geometry_column(name)
         with self.engine.connect() as conn:
-            return gpd.read_postgis(
-                text(f'SELECT * FROM "{self.schema}"."{name}"'), conn, geom_col=geom_col
-            )
+            return gpd.read_postgis(text(f'SELECT * FROM "{self.schema}"."{name}"'), conn, geom_col=geom_col)
 
     def list_layers(self) -> list[str]:
         """Tables of the schema, without staging tables."""
