@@ -324,3 +324,33 @@ def test_dept_and_qa_layer_names_are_chinese() -> None:
     assert "质量问题：民政网格" in _text(html)
     assert "dept_civil" not in "".join(f["properties"].get("layer", "") for fc in _page_data(html)
                                        for f in fc["features"])
+
+
+def test_cases_map_of_50000_cases_stays_under_8_mb() -> None:
+    """Compact rows (popups built in the browser): the default 50,000 cases fit in 8 MB with assets."""
+    rng = np.random.default_rng(1)
+    n = 50_000
+    roads = np.array(["人民路", "解放路", "幸福路", "建设路", "文化路", "团结巷", "光明街", "才景大道"])
+    towns = np.array(["东城街道", "莞城街道", "南城街道", "石碣镇", "长安镇", "虎门镇"])
+    cases = pd.DataFrame({
+        "case_id": [f"AJ2024{i:07d}" for i in range(n)],
+        "category": rng.choice(["治安", "消防", "城市管理", "矛盾纠纷", "安全生产"], n),
+        "reported_at": pd.Timestamp("2024-01-01")
+        + pd.to_timedelta(rng.integers(0, 3 * 365 * 24 * 60, n), unit="min"),
+        "address": [f"广东省东莞市{t}{r}{k}号{b}栋" for t, r, k, b in zip(
+            rng.choice(towns, n), rng.choice(roads, n), rng.integers(1, 300, n), rng.integers(1, 20, n),
+            strict=True)],
+        "status": rng.choice(["M", "M", "M", "T"], n),
+        "grid_code": [f"441900{rng.integers(0, 10**9):09d}" for _ in range(n)],
+        "lon": rng.uniform(113.6, 114.1, n),
+        "lat": rng.uniform(22.8, 23.1, n),
+    })
+    html = maps.render_html(maps.cases_map(cases))
+    size = len(html.encode("utf-8"))
+    assert size <= 8_000_000, f"{size / 1e6:.2f} MB for {n} cases"
+    rows = json.loads(re.search(r"var data = (\[\[.*?\]\]);", html).group(1))
+    assert len(rows) == n
+    head = json.loads(_text(re.search(r"var head = (\[\[.*?\]\]), cats", html).group(1)))
+    status = next(h for h in head if h[0] == "定位状态")
+    assert sorted(status[1]) == sorted(["已匹配", "多个候选"])
+    assert all(isinstance(r[6], int) for r in rows[:100])  # status once as a table, an index per case

@@ -170,3 +170,46 @@ def test_labels_table():
     assert format_value("workload", float("nan")) == "—"
     assert format_value("edge", True) == "是"
     assert labelled_frame(pd.DataFrame({"level": ["grid"]})).columns.tolist() == ["统计层级"]
+
+
+def test_cli_outputs_for_people_end_to_end(small_city, small_plan, tmp_path):
+    """The geocoder's CSV and the year-on-year workbook, written by the CLI on the small sample."""
+    from typer.testing import CliRunner
+
+    from gridplan.cli import app
+
+    cases = pd.read_csv(small_city / "cases.csv", dtype=str, encoding="utf-8-sig").head(40)
+    cases.loc[0, "address"] = EVIL
+    cases.loc[1, "address"] = "@cmd|' /C calc'!A0"
+    src = tmp_path / "cases.csv"
+    cases.to_csv(src, index=False)
+    out = tmp_path / "geo.csv"
+    runner = CliRunner()
+    res = runner.invoke(app, ["geocode", str(src), "--layers", str(small_city / "layers.gpkg"),
+                              "--plan", str(small_plan), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    back = pd.read_csv(out, dtype=str, encoding="utf-8-sig", keep_default_na=False)
+    assert back["address"][0] == f"'{EVIL}"
+    assert back["address"][1] == "'@cmd|' /C calc'!A0"
+    for col in back.columns:  # no cell starts a live formula
+        live = back[col].str[:1].isin(FORMULA_PREFIXES) & ~back[col].str.fullmatch(r"[+-]?[\d.]+")
+        assert not live.any(), col
+    yoy = tmp_path / "yoy.xlsx"
+    full = small_city / "cases.csv"
+    located = tmp_path / "located.csv"
+    res = runner.invoke(app, ["geocode", str(full), "--layers", str(small_city / "layers.gpkg"),
+                              "--plan", str(small_plan), "--out", str(located)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["hotspots", str(located), "--plan", str(small_plan), "--out",
+                              str(tmp_path / "hot.gpkg"), "--yoy-out", str(yoy)])
+    assert res.exit_code == 0, res.output
+    ws = load_workbook(yoy).active
+    header = [c.value for c in ws[1]]
+    assert header[:4] == ["统计层级", "编码", "名称", "类别"]
+    assert "同比变化" in header
+    assert ws.freeze_panes == "A2"
+    assert ws.auto_filter.ref.startswith("A1:")
+    levels = {ws.cell(row=r, column=1).value for r in range(2, ws.max_row + 1)}
+    assert levels <= {"镇街", "村（社区）", "基础网格"}
+    pct = header.index("同比变化") + 1
+    assert any(ws.cell(row=r, column=pct).number_format == "0.0%" for r in range(2, min(ws.max_row, 50)))
