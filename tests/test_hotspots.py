@@ -282,7 +282,7 @@ def test_write_table_csv_and_xlsx(tmp_path: Path) -> None:
     assert pd.read_csv(csv, encoding="utf-8-sig")["名称"].tolist() == ["长安镇", "虎门镇"]
     xlsx = write_table(df, tmp_path / "t.xlsx")
     ws = load_workbook(xlsx)["t"]
-    assert [c.value for c in ws[1]] == ["名称", "count_prev"]
+    assert [c.value for c in ws[1]] == ["名称", "上年事件数（件）"]  # Chinese headers (issue 19)
     assert ws["B2"].value is None
     assert ws["B3"].value == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.xlsx"]  # no temp files left

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import re
@@ -408,7 +409,8 @@ def test_write_layers_atomic_append_and_replace(tmp_path):
 def test_write_table_csv_and_fingerprint(tmp_path):
     path = tmp_path / "t.csv"
     write_table_csv(gpd.GeoDataFrame({"a": ["东莞"]}, geometry=[Point(1, 2)], crs=4547), path)
-    text = path.read_text(encoding="utf-8")
+    assert path.read_bytes().startswith(codecs.BOM_UTF8)  # for Excel, by default
+    text = path.read_text(encoding="utf-8-sig")
     assert text.splitlines() == ["a,geometry", "东莞,POINT (1 2)"]
     assert fingerprint(path) == hashlib.sha256(path.read_bytes()).hexdigest()
     with pytest.raises(InputError, match="file not found"):

@@ -107,6 +107,20 @@ def published(small_city: Path, small_plan: Path, tmp_path_factory: pytest.TempP
     paths["cases"] = maps.publish_map(
         maps.cases_map(cases, base_grids=grids, background=bg), out, title="案件", slug="cases"
     )
+    from shapely import Point
+
+    from gridplan.maps.event_maps import coverage_map
+
+    cx, cy = grids.geometry.union_all().centroid.coords[0]
+    posts = gpd.GeoDataFrame({"site_id": ["S1", "S2"], "post_rank": [1, 2], "covered_points": [9, 4],
+                              "covered_weight": [9.0, 4.0]},
+                             geometry=[Point(cx, cy), Point(cx + 900, cy)], crs=4547)
+    uncovered = gpd.GeoDataFrame({"weight": [1.0, 2.0], "reason": ["no post within 800 m"] * 2},
+                                 geometry=[Point(cx - 3000, cy), Point(cx, cy + 3000)], crs=4547)
+    paths["coverage"] = maps.publish_map(
+        coverage_map(posts, uncovered, radius_m=800, base_grids=grids, background=bg), out,
+        title="覆盖", slug="coverage",
+    )
     paths["dual"] = maps.publish_map(
         maps.dual_grid_map(plan.base_grids, grids, background=bg, color_by="households"),
         out,
@@ -166,6 +180,7 @@ EXPECTED = {
     "hot": ({"hotspots", "emerging"}, tuple(round(0.55 * c + 0.45 * 221) for c in (0xD6, 0x2F, 0x27))),
     "cases": ({"grids", "cases"}, GRID_STROKE),
     "dual": ({"grids"}, GRID_STROKE),
+    "coverage": ({"grids", "posts", "uncovered", "coverage"}, GRID_STROKE),
 }
 
 
@@ -337,6 +352,75 @@ def test_search_by_grid_code_flies_to_the_grid(browser: Any, published: dict[str
         assert w <= lon <= e
         assert s <= lat <= n
         assert zoom > zoom0
+        assert p.errors == []
+    finally:
+        p.page.close()
+
+
+# every word of Latin letters a leader may see: units, the method's name, the map library
+ALLOWED_WORDS = {"Gi", "km", "m", "p", "z", "Leaflet", "CGCS", "WGS", "GCJ", "BD"}
+# standalone Latin words (an id such as MZ000001 or C0042 touches digits and is not one)
+_WORD = r"(?<![A-Za-z0-9_])[A-Za-z_]+(?![A-Za-z0-9_])"
+# free text written by other rooms (QA details come from validate) is not map vocabulary
+FREE_TEXT_HEADS = {"说明"}
+
+_VISIBLE_TEXT = """(maxPerLayer) => {
+    const out = [];
+    const add = (where, t) => { if (t && t.trim()) out.push([where, t.trim()]); };
+    const rows = (root, where) => root.querySelectorAll('tr').forEach(tr => {
+        const th = tr.querySelector('th'), td = tr.querySelector('td');
+        add(where + ' th', th ? th.textContent : '');
+        if (td) out.push([where + ' td|' + (th ? th.textContent.trim() : ''), td.textContent.trim()]);
+    });
+    document.querySelectorAll('.gridplan-box, .leaflet-control-layers, .leaflet-control-search')
+        .forEach(e => add('control', e.innerText));
+    document.querySelectorAll('.leaflet-control-search input')
+        .forEach(e => add('control', e.getAttribute('placeholder')));
+    window.gridplan.maps.forEach(m => Object.entries(m.layers).forEach(([key, layer]) => {
+        if (!layer.getLayers) return;
+        layer.getLayers().slice(0, maxPerLayer).forEach(l => {
+            // folium binds GeoJSON popups/tooltips on the layer group, markers carry their own
+            const popup = (l.getPopup && l.getPopup()) || (layer.getPopup && layer.getPopup());
+            if (!popup) return;
+            let content = popup.getContent();
+            if (typeof content === 'function') content = content(l);
+            const div = document.createElement('div');
+            if (typeof content === 'string') div.innerHTML = content; else div.appendChild(content);
+            rows(div, key);
+            const tip = (l.getTooltip && l.getTooltip()) || (layer.getTooltip && layer.getTooltip());
+            if (tip) {
+                let t = tip.getContent();
+                if (typeof t === 'function') t = t(l);
+                add(key + ' tooltip', typeof t === 'string' ? t : (t && t.textContent));
+            }
+        });
+    }));
+    return out;
+}"""
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_no_english_key_or_bare_code_in_visible_text(
+    browser: Any, published: dict[str, Any], name: str
+) -> None:
+    """Walk the DOM text a leader can see (controls, legends, popups, tooltips) of each standard map."""
+    import re
+
+    p = Page(browser, published["paths"][name])
+    try:
+        p.page.wait_for_timeout(300)
+        texts = p.page.evaluate(_VISIBLE_TEXT, 60)
+        assert texts, f"{name}: no visible text found"
+        bad = []
+        for where, text in texts:
+            if where.split("|")[-1] in FREE_TEXT_HEADS:
+                continue
+            for payload in PAYLOADS:  # planted XSS strings are user data shown as text
+                text = text.replace(payload, " ")
+            words = set(re.findall(_WORD, text)) - ALLOWED_WORDS
+            if words:
+                bad.append((where, text[:80], sorted(words)[:5]))
+        assert bad == [], f"{name}: English or bare codes visible: {bad[:6]}"
         assert p.errors == []
     finally:
         p.page.close()

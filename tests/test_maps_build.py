@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import re
 
@@ -117,7 +118,8 @@ def test_base_grid_map_popups_legend_search_offline() -> None:
         "staff",
         "workload",
     }
-    assert props["workload"] == "1.50"
+    assert html_lib.unescape(props["workload"]) == "1.5 小时/月"  # numbers carry their unit
+    assert props["households"] == "300 户"
     assert "L.Control.Search" in html
     assert "搜索网格编码" in html
     assert "户数" in html  # legend caption
@@ -271,3 +273,84 @@ def test_emerging_pattern_labels_match_the_analysis() -> None:
 
     assert set(maps.EMERGING_PATTERNS) == set(emerging.PATTERNS)
     assert {k: v[1] for k, v in maps.EMERGING_PATTERNS.items()} == emerging.PATTERNS_ZH
+
+
+def _text(html: str) -> str:
+    """The page with JSON ``\\uXXXX`` escapes decoded (folium writes layer names and data so)."""
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda mt: chr(int(mt.group(1), 16)), html)
+
+
+def test_coverage_map_posts_circles_and_uncovered() -> None:
+    from shapely import Point
+
+    from gridplan.maps.event_maps import coverage_map
+
+    posts = gpd.GeoDataFrame({"site_id": ["S1", "S2"], "post_rank": [1, 2], "covered_points": [5, 3],
+                              "covered_weight": [5.0, 3.0]},
+                             geometry=[Point(X0, Y0), Point(X0 + 800, Y0)], crs=4547)
+    unc = gpd.GeoDataFrame({"weight": [1.0], "reason": ["no post within 500 m"]},
+                           geometry=[Point(X0 + 3000, Y0)], crs=4547)
+    html = _text(maps.render_html(coverage_map(posts, unc, radius_m=500, base_grids=wiggly_coverage(2))))
+    assert check_offline(html) == []
+    assert html.count("L.circle(") == 2
+    assert '"radius": 500.0' in html
+    assert "500 m 内无岗位" in html
+    assert "no post" not in re.sub(r'"reason": "[^"]*"', "", html)  # shown in Chinese only
+    assert "2 个岗位，覆盖半径 500 m；1 处需求未覆盖" in html
+
+
+def test_legends_follow_their_layer_and_list_drawn_classes() -> None:
+    g = wiggly_coverage(3)
+    hot = g[["grid_code", "geometry"]].assign(gi_bin=[3, 3, 2, 0, 0, 0, 0, 0, 0])
+    em = g[["grid_code", "geometry"]].assign(pattern=["New Hot Spot"] * 9)
+    html = maps.render_html(maps.hotspot_map(hot, em, measure="rate"))
+    assert "热点分析 (Gi*)：每千人事件数" in html
+    assert "不显著" not in html  # bin 0 is not drawn, so no swatch for it
+    assert "热点 - 90% 置信度" not in html  # nor for a class that does not occur
+    assert html.count("m.hasLayer(lay)") == 2  # both legends follow their layer's visibility
+    assert '"zoomSnap": 0.1' in html
+
+
+def test_dept_and_qa_layer_names_are_chinese() -> None:
+    g = wiggly_coverage(2)
+    dept = g.assign(dept_grid_id=["P1", "P2", "P3", "P4"], dept_grid_name="派出所")
+    html = _text(maps.render_html(maps.dept_grid_map({"dept_police": dept, "dept_civil": dept})))
+    assert "公安网格" in html
+    assert "民政网格" in html
+    assert "部门网格: police" not in html
+    qa = gpd.GeoDataFrame({"layer": ["dept_civil"], "feature_id": ["M1"], "issue": ["gap"], "detail": ["x"]},
+                          geometry=[box(X0, Y0, X0 + 10, Y0 + 10)], crs=4547)
+    html = maps.render_html(maps.qa_map(qa, base_grids=g))
+    assert "质量问题：民政网格" in _text(html)
+    assert "dept_civil" not in "".join(f["properties"].get("layer", "") for fc in _page_data(html)
+                                       for f in fc["features"])
+
+
+def test_cases_map_of_50000_cases_stays_under_8_mb() -> None:
+    """Compact rows (popups built in the browser): the default 50,000 cases fit in 8 MB with assets."""
+    rng = np.random.default_rng(1)
+    n = 50_000
+    roads = np.array(["人民路", "解放路", "幸福路", "建设路", "文化路", "团结巷", "光明街", "才景大道"])
+    towns = np.array(["东城街道", "莞城街道", "南城街道", "石碣镇", "长安镇", "虎门镇"])
+    cases = pd.DataFrame({
+        "case_id": [f"AJ2024{i:07d}" for i in range(n)],
+        "category": rng.choice(["治安", "消防", "城市管理", "矛盾纠纷", "安全生产"], n),
+        "reported_at": pd.Timestamp("2024-01-01")
+        + pd.to_timedelta(rng.integers(0, 3 * 365 * 24 * 60, n), unit="min"),
+        "address": [f"广东省东莞市{t}{r}{k}号{b}栋" for t, r, k, b in zip(
+            rng.choice(towns, n), rng.choice(roads, n), rng.integers(1, 300, n), rng.integers(1, 20, n),
+            strict=True)],
+        "status": rng.choice(["M", "M", "M", "T"], n),
+        "grid_code": [f"441900{rng.integers(0, 10**9):09d}" for _ in range(n)],
+        "lon": rng.uniform(113.6, 114.1, n),
+        "lat": rng.uniform(22.8, 23.1, n),
+    })
+    html = maps.render_html(maps.cases_map(cases))
+    size = len(html.encode("utf-8"))
+    assert size <= 8_000_000, f"{size / 1e6:.2f} MB for {n} cases"
+    rows = json.loads(re.search(r"var data = (\[\[.*?\]\]);", html).group(1))
+    assert len(rows) == n
+    head = json.loads(_text(re.search(r"var head = (\[\[.*?\]\]), cats", html).group(1)))
+    status = next(h for h in head if h[0] == "定位状态")
+    assert sorted(status[1]) == sorted(["已匹配", "多个候选"])
+    assert all(isinstance(r[6], int) for r in rows[:100])  # status once as a table, an index per case

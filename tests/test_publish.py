@@ -328,3 +328,17 @@ def test_standard_set_publishes_in_order_and_keeps_what_was_published(
     assert "wrong.gpkg" in str(err.value.file)
     assert sorted(e["slug"] for e in maps.read_manifest(out)["maps"]) == ["base-grids", "qa-issues"]
     assert not (out / "hotspots.html").exists()
+
+def test_index_shows_beijing_time_and_plan_names(tmp_path) -> None:
+    from gridplan.maps.publish import beijing_time, index_html, plan_label
+
+    entry = {"file": "base.html", "title": "基础网格", "plan_id": "20261207T161020-70a9b39d",
+             "published_at": "2026-12-07T16:30:00Z", "bytes": 1000}
+    page = index_html([entry])
+    assert "2026-12-08 00:30" in page  # UTC 16:30 is past midnight in Beijing
+    assert "2026-12-08 00:10 版（70a9b39d）" in page
+    assert "发布时间（北京时间）" in page
+    assert "UTC" not in page
+    assert "<code>20261207T161020-70a9b39d</code>" not in page  # the raw id only as a hover title
+    assert plan_label("P1") == "P1"
+    assert beijing_time("not a time") == "not a time"

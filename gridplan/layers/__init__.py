@@ -9,7 +9,11 @@ Data floor.  Rooms:
 * :mod:`~gridplan.layers.read` — :func:`read_layer` / :func:`read_layers`: any input onto canonical
   fields in the compute CRS, bad input refused with file, layer and field named;
 * :mod:`~gridplan.layers.events` — :func:`read_events`: located cases/hazards as points;
-* :mod:`~gridplan.layers.write` — :func:`write_layers`, :func:`write_table_csv` (atomic).
+* :mod:`~gridplan.layers.write` — :func:`write_layers`, :func:`write_table_csv`, :func:`write_table`
+  (atomic; CSV with a UTF-8 BOM and formula neutralisation by default);
+* :mod:`~gridplan.layers.labels` — the one table of Chinese headers, units and code values
+  (``labels.yml``) used by Excel output, QGIS aliases and the maps;
+* :mod:`~gridplan.layers.excel` — ``.xlsx`` workbooks for people (:func:`write_workbook`).
 """
 
 from gridplan.layers.catalog import (
@@ -24,6 +28,7 @@ from gridplan.layers.catalog import (
     required_fields,
 )
 from gridplan.layers.events import EventTable, read_events
+from gridplan.layers.excel import neutralize_formulas, write_workbook
 from gridplan.layers.formats import parse_datetimes
 from gridplan.layers.read import fingerprint, list_layers, read_layer, read_layers
 from gridplan.layers.write import write_layers, write_table, write_table_csv
@@ -40,6 +45,7 @@ __all__ = [
     "list_layers",
     "load_catalog",
     "map_fields",
+    "neutralize_formulas",
     "parse_datetimes",
     "read_events",
     "read_layer",
@@ -48,4 +54,5 @@ __all__ = [
     "write_layers",
     "write_table",
     "write_table_csv",
+    "write_workbook",
 ]

@@ -2,6 +2,18 @@
 
 Every writer takes the data first and the target path second (``write_layers(layers, path)``,
 ``write_table_csv(df, path)``), as :func:`gridplan.plans.write_plan` and the raster writers do.
+
+Tables are written for people by default, because that is who opens a CSV on a Chinese Windows PC:
+
+* **UTF-8 with a BOM** — without it Excel reads UTF-8 as GBK and shows mojibake (``bom=False``
+  for machines; our readers accept both).
+* **Formula neutralisation** (OWASP "CSV injection") — a text cell that starts with ``=``, ``+``,
+  ``-``, ``@``, tab or carriage return gets a leading ``'`` so Excel shows it as text instead of
+  running it (``=HYPERLINK("http://evil", "点我")``).  Numbers are never touched (nor text that is a
+  plain number such as ``-12.5``); the GeoPackage and Parquet outputs keep the original text.
+* :func:`write_table` also gives the columns their Chinese headers and the codes their Chinese
+  values from :mod:`gridplan.layers.labels`; ``.xlsx`` goes through :mod:`gridplan.layers.excel`
+  (number formats, frozen header, filter, widths).
 """
 
 from __future__ import annotations
@@ -20,10 +32,19 @@ import shapely
 
 from gridplan._atomic import atomic_path
 from gridplan.errors import CRSError, InputError
+from gridplan.layers.excel import FORMULA_PREFIXES, labelled_frame, neutralize_formulas, write_workbook
+from gridplan.layers.styles import style_geopackage
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["write_layers", "write_table", "write_table_csv"]
+__all__ = [
+    "FORMULA_PREFIXES",
+    "geometry_kwargs",
+    "neutralize_formulas",
+    "write_layers",
+    "write_table",
+    "write_table_csv",
+]
 
 
 def _gdal_ready(frame: pd.DataFrame) -> pd.DataFrame:
@@ -37,8 +58,50 @@ def _gdal_ready(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+_TYPE_NAMES = ("Point", "LineString", "LineString", "Polygon", "MultiPoint", "MultiLineString",
+               "MultiPolygon", "GeometryCollection")  # by shapely type id
+_FAMILIES = {"Point": "MultiPoint", "MultiPoint": "MultiPoint", "LineString": "MultiLineString",
+             "LinearRing": "MultiLineString", "MultiLineString": "MultiLineString",
+             "Polygon": "MultiPolygon", "MultiPolygon": "MultiPolygon"}
+
+
+def geometry_kwargs(gdf: gpd.GeoDataFrame, *, name: str = "") -> dict[str, Any]:
+    """Return the pyogrio options that give a GeoPackage layer exactly one geometry type.
+
+    QGIS asks which sub-layer to load when a layer mixes types, so single and multi parts of one
+    family are written as multi (``Polygon`` + ``MultiPolygon`` → ``MultiPolygon``); a layer of
+    one type keeps it; a layer without geometries is ``Unknown``.  Mixed families (points and
+    polygons in one layer) cannot be one type: they stay ``Unknown`` and are logged.
+
+    Examples
+    --------
+    >>> from shapely import Point, box, MultiPolygon
+    >>> geometry_kwargs(gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1), MultiPolygon([box(2, 2, 3, 3)])]))
+    {'geometry_type': 'MultiPolygon', 'promote_to_multi': True}
+    >>> geometry_kwargs(gpd.GeoDataFrame(geometry=[box(0, 0, 1, 1), None]))
+    {'geometry_type': 'Polygon', 'promote_to_multi': False}
+
+    """
+    geoms = gdf.geometry.to_numpy()
+    have = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    kinds = {_TYPE_NAMES[t] for t in set(shapely.get_type_id(geoms[have]).tolist())}
+    if not kinds:
+        return {"geometry_type": "Unknown"}
+    if len(kinds) == 1:
+        return {"geometry_type": kinds.pop(), "promote_to_multi": False}
+    families = {_FAMILIES.get(k) for k in kinds}
+    if len(families) == 1 and None not in families:
+        return {"geometry_type": families.pop(), "promote_to_multi": True}
+    logger.warning("layer %s mixes %s: written as geometry type Unknown", name, ", ".join(sorted(kinds)))
+    return {"geometry_type": "Unknown", "promote_to_multi": False}
+
+
 def write_layers(
-    layers: Mapping[str, pd.DataFrame], path: str | os.PathLike[str], *, append: bool = False
+    layers: Mapping[str, pd.DataFrame],
+    path: str | os.PathLike[str],
+    *,
+    append: bool = False,
+    households_band: tuple[int, int] | None = None,
 ) -> Path:
     """Write layers (GeoDataFrames) and tables (DataFrames) to one GeoPackage atomically.
 
@@ -51,12 +114,16 @@ def write_layers(
     append
         Keep the other layers of an existing file (layers of the same name are replaced);
         otherwise the file is replaced as a whole.
+    households_band
+        ``(min, max)`` households for the ``base_grids`` style (default: the file's ``plan_meta``).
 
     Returns
     -------
     pathlib.Path
         *path*.  Readers never see a half-written file: everything is written to a temporary file
         in the same folder (a copy of the old one when appending), which then replaces *path*.
+        Every layer has one geometry type (:func:`geometry_kwargs`), a default QGIS style and
+        Chinese field aliases (:func:`gridplan.layers.styles.style_geopackage`).
 
     Raises
     ------
@@ -81,47 +148,88 @@ def write_layers(
         if append and p.exists():
             shutil.copy2(p, tmp)
         for name, df in layers.items():
-            kwargs: dict[str, Any] = {}
-            if isinstance(df, gpd.GeoDataFrame) and shapely.is_missing(df.geometry.to_numpy()).all():
-                kwargs["geometry_type"] = "Unknown"
+            kwargs = geometry_kwargs(df, name=name) if isinstance(df, gpd.GeoDataFrame) else {}
             pyogrio.write_dataframe(_gdal_ready(df), tmp, layer=name, driver="GPKG", **kwargs)
+        style_geopackage(tmp, households_band=households_band)
     logger.info("wrote %d layers to %s", len(layers), p)
     return p
 
 
-def write_table_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, bom: bool = False) -> Path:
-    """Write *df* to CSV (UTF-8, or UTF-8 with BOM for Excel) atomically; geometry becomes WKT."""
+def _plain_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Return *df* as a plain DataFrame with the geometry as WKT (3 decimals)."""
+    if not isinstance(df, gpd.GeoDataFrame):
+        return pd.DataFrame(df)
+    frame = pd.DataFrame(df.drop(columns=[df.geometry.name]))
+    frame[df.geometry.name] = shapely.to_wkt(df.geometry.to_numpy(), rounding_precision=3)
+    return frame
+
+
+def write_table_csv(
+    df: pd.DataFrame, path: str | os.PathLike[str], *, bom: bool = True, neutralize: bool = True
+) -> Path:
+    """Write *df* to CSV atomically, with its own column names (other commands can read it back).
+
+    Parameters
+    ----------
+    df
+        The table; a GeoDataFrame's geometry becomes WKT.
+    path
+        Target file; its folder must exist.
+    bom
+        Start with a UTF-8 BOM so Excel shows Chinese (default); ``False`` for machines.
+    neutralize
+        Prefix formula-looking text cells with ``'`` (:func:`neutralize_formulas`; default).
+
+    """
     p = Path(path)
-    frame = df
-    if isinstance(df, gpd.GeoDataFrame):
-        frame = pd.DataFrame(df.drop(columns=[df.geometry.name]))
-        frame[df.geometry.name] = shapely.to_wkt(df.geometry.to_numpy(), rounding_precision=3)
+    frame = _plain_frame(df)
+    if neutralize:
+        frame = neutralize_formulas(frame)
     with atomic_path(p) as tmp:
-        frame.to_csv(tmp, index=False, encoding="utf-8-sig" if bom else "utf-8")
+        # CRLF rows (RFC 4180, as Excel writes): a CR or LF inside a cell is then always quoted
+        frame.to_csv(tmp, index=False, encoding="utf-8-sig" if bom else "utf-8", lineterminator="\r\n")
     return p
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    r"""Write a table as CSV (UTF-8 with BOM so Excel shows Chinese) or .xlsx (openpyxl), atomically.
+def write_table(
+    df: pd.DataFrame | Mapping[str, pd.DataFrame],
+    path: str | os.PathLike[str],
+    *,
+    bom: bool = True,
+    labels: bool = True,
+) -> Path:
+    r"""Write a table for people: CSV (UTF-8 with BOM) or ``.xlsx``, Chinese headers, atomically.
+
+    Parameters
+    ----------
+    df
+        The table, or (``.xlsx`` only) sheet name → table for a workbook of several sheets.
+    path
+        ``.csv`` or ``.xlsx``; its folder must exist.
+    bom
+        CSV only: start with a UTF-8 BOM (default) so Excel on a Chinese PC reads it.
+    labels
+        Chinese headers (with units) and Chinese values of coded columns (status, level,
+        department, …) from :mod:`gridplan.layers.labels` (default); ``False`` keeps the column
+        names and values as they are.
 
     Examples
     --------
     >>> import codecs, tempfile
-    >>> p = write_table(pd.DataFrame({"名称": ["长安镇"]}), Path(tempfile.mkdtemp()) / "t.csv")
-    >>> p.read_bytes().startswith(codecs.BOM_UTF8)
-    True
+    >>> p = write_table(pd.DataFrame({"level": ["town"], "change_pct": [-77.6]}),
+    ...                 Path(tempfile.mkdtemp()) / "t.csv")
+    >>> p.read_bytes().startswith(codecs.BOM_UTF8), p.read_text("utf-8-sig").splitlines()
+    (True, ['统计层级,同比变化（%）', '镇街,-77.6'])
 
     """
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix not in (".csv", ".xlsx"):
         raise InputError("table output must end in .csv or .xlsx", file=target)
-    if suffix == ".csv":
-        return write_table_csv(df, target, bom=True)
-    plain = df.copy()
-    for col in plain.columns:  # openpyxl cannot write pandas NA
-        if str(plain[col].dtype) in ("Int64", "Float64", "boolean"):
-            plain[col] = plain[col].astype(object).where(plain[col].notna(), None)
-    with atomic_path(target) as tmp:
-        plain.to_excel(tmp, index=False, engine="openpyxl", sheet_name=target.stem[:31] or "table")
-    return target
+    if suffix == ".xlsx":
+        sheets = dict(df) if isinstance(df, Mapping) else {target.stem[:31] or "table": df}
+        return write_workbook(sheets, target, labels=labels)
+    if isinstance(df, Mapping):
+        raise InputError("several tables need an .xlsx workbook, not a CSV", file=target)
+    frame = labelled_frame(_plain_frame(df)) if labels else df
+    return write_table_csv(frame, target, bom=bom)

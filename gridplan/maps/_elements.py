@@ -26,6 +26,9 @@ class HtmlControl(MacroElement):
         HTML built by this package from escaped strings.
     position
         ``topleft``, ``topright``, ``bottomleft`` or ``bottomright``.
+    layer
+        The folium layer a legend belongs to: the control is shown only while that layer is on
+        the map (switching it in the layer control shows or hides its legend).
 
     """
 
@@ -33,6 +36,7 @@ class HtmlControl(MacroElement):
         """
         {% macro script(this, kwargs) %}
         (function(){
+            var m = {{ this._parent.get_name() }};
             var ctl = L.control({position: {{ this.js_position }}});
             ctl.onAdd = function() {
                 var div = L.DomUtil.create('div', 'gridplan-box');
@@ -40,14 +44,23 @@ class HtmlControl(MacroElement):
                 L.DomEvent.disableClickPropagation(div);
                 return div;
             };
-            ctl.addTo({{ this._parent.get_name() }});
+            ctl.addTo(m);
+            {%- if this.layer is not none %}
+            var lay = {{ this.layer.get_name() }};
+            var sync = function() {
+                ctl.getContainer().style.display = m.hasLayer(lay) ? '' : 'none';
+            };
+            m.on('overlayadd overlayremove', sync);
+            sync();
+            {%- endif %}
         })();
         {% endmacro %}
         """
     )
 
-    def __init__(self, html: str, *, position: str = "bottomright") -> None:
+    def __init__(self, html: str, *, position: str = "bottomright", layer: Any = None) -> None:
         super().__init__()
+        self.layer = layer
         self._name = "HtmlControl"
         if position not in ("topleft", "topright", "bottomleft", "bottomright"):
             raise ValueError(f"bad control position {position!r}")

@@ -22,6 +22,7 @@ import shapely
 from folium.plugins import Fullscreen, Search
 
 from gridplan.errors import InputError
+from gridplan.layers.labels import field_label, field_unit, format_value
 from gridplan.maps._elements import HtmlControl, Registry, add_page_css, legend_html, title_html
 from gridplan.maps._palettes import COLUMN_LABELS, GRID_FIELDS, OTHER_COLORS
 from gridplan.maps.escape import escape_html, escape_values, js_json
@@ -98,19 +99,6 @@ def _display(gdf: gpd.GeoDataFrame, o: MapOptions, *, tolerance_m: float | None 
     )
 
 
-def _fmt(value: Any) -> str:
-    """Format a number for popups: integers without decimals, floats with 2 decimals."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    if isinstance(value, (bool, np.bool_)):
-        return "是" if value else "否"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return str(int(value)) if float(value).is_integer() else f"{float(value):.2f}"
-    return str(value)
-
-
 def _num(v: float) -> str:
     """Compact legend number: integers for |v| ≥ 100, else up to 2 significant decimals.
 
@@ -146,11 +134,27 @@ def _feature_collection(gdf: gpd.GeoDataFrame, props: Mapping[str, Sequence[str]
 
 
 def _escaped_columns(gdf: pd.DataFrame, fields: Mapping[str, str]) -> dict[str, list[str]]:
-    """Escaped display strings of the present *fields* columns."""
+    """Escaped display strings of the present *fields* columns, as a person reads them.
+
+    Every value goes through :func:`gridplan.layers.labels.format_value`: codes in Chinese
+    (``M`` → 已匹配, ``ok`` → 在范围内, ``police`` → 公安), numbers with their unit
+    (``320 户``, ``86.03 件/千人``), p-values as ``< 0.001``, times as ``2024-01-02 08:00``.
+    """
     out: dict[str, list[str]] = {}
     for col in fields:
         if col in gdf.columns:
-            out[col] = escape_values(_fmt(v) for v in gdf[col].tolist())
+            values = gdf[col].tolist()
+            distinct: dict[Any, str] = {}
+            shown = []
+            for v in values:  # codes repeat: format each distinct value once
+                try:
+                    text = distinct.get(v)
+                    if text is None:
+                        text = distinct[v] = format_value(col, v)
+                except TypeError:  # unhashable
+                    text = format_value(col, v)
+                shown.append(text)
+            out[col] = escape_values(shown)
     return out
 
 
@@ -164,9 +168,15 @@ def _popup(props: Mapping[str, Any], fields: Mapping[str, str]) -> folium.GeoJso
 #: Leaflet maxZoom (MarkerCluster needs one when there is no tile layer).
 _MAX_ZOOM: dict[str, Any] = {"maxZoom": 19}
 
+#: Fractional zoom: with whole zoom levels ``fitBounds`` may only fill a quarter of the screen
+#: (the next level would not fit), so the city looked small; 0.1 steps let it fill the view.
+_SNAP: dict[str, Any] = {"zoomSnap": 0.1, "zoomDelta": 0.5}
+
 
 def _new_map(bounds: tuple[float, float, float, float], o: MapOptions, **kw: Any) -> folium.Map:
-    m = folium.Map(location=None, tiles=None, control_scale=False, prefer_canvas=True, **_MAX_ZOOM, **kw)
+    m = folium.Map(
+        location=None, tiles=None, control_scale=False, prefer_canvas=True, **_MAX_ZOOM, **_SNAP, **kw
+    )
     _add_tiles(m, o)
     _fit(m, bounds)
     add_page_css(m)
@@ -188,7 +198,7 @@ def _add_tiles(m: folium.Map, o: MapOptions) -> None:
 def _fit(m: folium.Map, bounds: tuple[float, float, float, float]) -> None:
     minx, miny, maxx, maxy = bounds
     if np.all(np.isfinite(bounds)):
-        m.fit_bounds([[miny, minx], [maxy, maxx]])
+        m.fit_bounds([[miny, minx], [maxy, maxx]], padding=(12, 12))
 
 
 def _bounds(*frames: gpd.GeoDataFrame | None) -> tuple[float, float, float, float]:
@@ -205,12 +215,17 @@ def _finish(
     *,
     title: str,
     subtitle: str,
-    legends: Sequence[str],
+    legends: Sequence[str | tuple[str, Any]],
     fullscreen: bool = True,
 ) -> folium.Map:
+    """Add the title, legends, layer control, full-screen button and registry to *m*.
+
+    A legend given as ``(html, layer)`` shows only while that layer is on the map.
+    """
     HtmlControl(title_html(title, subtitle), position="topleft").add_to(m)
-    for html in legends:
-        HtmlControl(html, position="bottomright").add_to(m)
+    for item in legends:
+        html, layer = item if isinstance(item, tuple) else (item, None)
+        HtmlControl(html, position="bottomright", layer=layer).add_to(m)
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
     if fullscreen:
         Fullscreen(
@@ -349,6 +364,13 @@ def _colormap(values: pd.Series, cmap: str) -> bcm.StepColormap | None:
     return base.scale(lo, hi).to_step(index=list(qs))
 
 
+def _caption(column: str) -> str:
+    """Legend caption of a numeric column: its Chinese name and unit (``户数（户）``)."""
+    label = COLUMN_LABELS.get(column) or field_label(column)
+    unit = field_unit(column)
+    return f"{label}（{unit}）" if unit and unit not in label else label
+
+
 def _step_legend(caption: str, cm: bcm.StepColormap) -> str:
     rows = []
     idx = list(cm.index)
@@ -419,14 +441,18 @@ def _fills(grids: gpd.GeoDataFrame, name: str, style: LayerStyle) -> tuple[list[
         if cm is not None:
             vals = pd.to_numeric(grids[color_by], errors="coerce").to_numpy(dtype=float)
             fill = np.array([cm.rgb_hex_str(v) if np.isfinite(v) else "#cccccc" for v in vals], dtype=object)
-            legend = _step_legend(COLUMN_LABELS.get(color_by, color_by), cm)
+            legend = _step_legend(_caption(color_by), cm)
     return fill.tolist(), legend
 
 
 def _grid_layer(
     m: folium.Map, reg: Registry, grids: gpd.GeoDataFrame, *, name: str, style: LayerStyle | None = None
-) -> str | None:
-    """Add a polygon layer with popups, tooltips, styling and search; returns its legend HTML."""
+) -> tuple[str, Any] | None:
+    """Add a polygon layer with popups, tooltips, styling and search.
+
+    Returns its legend HTML with the layer (for :func:`_finish`: the legend follows the layer's
+    visibility), or ``None`` when the layer has no legend.
+    """
     style = style or LayerStyle()
     props = _escaped_columns(grids, style.fields)
     fills, legend = _fills(grids, name, style)
@@ -459,7 +485,7 @@ def _grid_layer(
             position="topleft",
             geom_type="Polygon",
         ).add_to(m)
-    return legend
+    return (legend, layer) if legend else None
 
 
 def _start(

@@ -8,8 +8,10 @@ maps of the grids themselves are in :mod:`gridplan.maps.grid_maps`.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,29 +20,33 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from folium.plugins import FastMarkerCluster
+from folium.template import Template
 
 from gridplan.crs import to_wgs84, wgs84_to_gcj02
 from gridplan.errors import InputError
-from gridplan.maps._elements import legend_html
+from gridplan.layers.labels import field_label
+from gridplan.maps._elements import Registry, legend_html
 from gridplan.maps._layers import (
     LayerStyle,
     MapOptions,
     _bounds,
     _display,
     _escaped_columns,
+    _feature_collection,
     _finish,
     _grid_layer,
     _opts,
     _outline,
+    _popup,
     _prepare_background,
     _start,
 )
 from gridplan.maps._palettes import CASE_COLORS, EMERGING_PATTERNS, GI_BINS
-from gridplan.maps.escape import escape_html
+from gridplan.maps.escape import _JS_TABLE, escape_html, escape_values, js_json
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["cases_map", "heatmap_map", "hotspot_map"]
+__all__ = ["cases_map", "coverage_map", "heatmap_map", "hotspot_map"]
 
 
 def heatmap_map(
@@ -120,16 +126,19 @@ def _gradient_legend(caption: str, cmap: str, vmax: float) -> str:
 
 _HOT_FIELDS = {
     "bin_label": "类别",
+    "name": "名称",
     "grid_code": "网格编码",
     "h3": "H3 单元",
     "count": "事件数",
-    "rate": "比率",
+    "rate": "每千人事件数",
+    "rate_hh": "每百户事件数",
+    "density": "事件密度",
     "gi_z": "Gi* z 值",
-    "gi_p": "p 值",
+    "gi_p": "显著性 p 值",
 }
 _EMERGING_FIELDS = {
     "pattern_label": "时空模式",
-    "pattern": "Pattern",
+    "name": "名称",
     "grid_code": "网格编码",
     "h3": "H3 单元",
     "trend_z": "趋势 z 值",
@@ -180,9 +189,13 @@ def hotspot_map(
     show_insignificant: bool = False,
     title: str = "热点分析 (Gi*)",
     subtitle: str = "",
+    measure: str | None = None,
     options: MapOptions | None = None,
 ) -> folium.Map:
     """Gi* hot/cold spots (ArcGIS colours, 99/95/90 % legend) and emerging-hot-spot patterns.
+
+    Each legend shows only while its layer is on the map (the emerging patterns start hidden when
+    there are Gi* cells) and lists only the classes drawn.
 
     Parameters
     ----------
@@ -196,13 +209,18 @@ def hotspot_map(
         Optional ``{"city", "towns", "communities", "roads"}`` layers drawn underneath.
     title, subtitle
         Shown in the title box (escaped).
+    measure
+        The quantity Gi* was computed on (a column such as ``count``, ``rate``, ``density``): the
+        legend then says what it measures (``热点分析 (Gi*)：每千人事件数``), so a leader reading it
+        beside the heat map (events per km²) knows why the two may peak in different places.
     options
         Tiles, GCJ-02 shift, simplification (:class:`MapOptions`).
 
     """
     o = _opts(options)
     bg = _prepare_background(background, o)
-    legends: list[str] = []
+    legends: list[str | tuple[str, Any]] = []
+    caption = "热点分析 (Gi*)" + (f"：{field_label(measure)}" if measure else "")
     hs = _hot_cells(hotspots, o, show_insignificant)
     em = _emerging_cells(emerging, o, show_insignificant)
     m, reg = _start(_bounds(hs, em, bg.get("city")), o, bg, title)
@@ -217,8 +235,10 @@ def hotspot_map(
             tooltip_field="bin_label",
             stroke="#666666",
         )
-        _grid_layer(m, reg, hs, name="热点 / 冷点", style=style)
-        legends.append(legend_html("热点分析 (Gi*)", [GI_BINS[b] for b in (3, 2, 1, 0, -1, -2, -3)]))
+        layer = _grid_layer(m, reg, hs, name="热点 / 冷点", style=style)
+        present = set(hs["gi_bin"].tolist())  # only the classes on the map (bin 0 is hidden by default)
+        rows = [GI_BINS[b] for b in (3, 2, 1, 0, -1, -2, -3) if b in present]
+        legends.append((legend_html(caption, rows), layer[1] if layer else None))
     if em is not None:
         style = LayerStyle(
             key="emerging",
@@ -232,7 +252,7 @@ def hotspot_map(
         )
         legend = _grid_layer(m, reg, em, name="时空热点模式", style=style)
         if legend:
-            legends.append(legend)
+            legends.append(legend)  # shown with its layer only
     logger.info(
         "hotspot map: %d hot/cold features, %d emerging",
         0 if hs is None else len(hs),
@@ -286,25 +306,108 @@ def _case_points(
     return df, lon, lat, n_skipped, n_dropped
 
 
-def _case_markers(
-    df: pd.DataFrame, lon: np.ndarray, lat: np.ndarray
-) -> tuple[list[list[Any]], dict[str, str]]:
-    """``[lat, lon, popup HTML, colour]`` per case for the marker cluster, and the colour per category."""
+class _CaseCluster(FastMarkerCluster):
+    """Clustered case markers built in the browser from compact rows (not pre-rendered popups).
+
+    The page carries one short row per case — ``[lat, lon, category index, value, …]``, values
+    already formatted and HTML-escaped in Python — plus the field names and the category names
+    and colours once; the popup table is assembled in JavaScript when the markers are made.  This
+    keeps 50,000 cases at ≈ 120 bytes each instead of ≈ 875 with popup HTML per case, and the
+    markers go to the cluster in one ``addLayers`` call (chunked loading keeps the page responsive).
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = (function(){
+                var head = {{ this.js_head }}, cats = {{ this.js_cats }}, colors = {{ this.js_colors }};
+                var catHead = {{ this.js_cat_head }};
+                var data = {{ this.js_data }};
+                var cluster = L.markerClusterGroup({{ this.options|tojavascript }});
+                var markers = new Array(data.length);
+                for (var i = 0; i < data.length; i++) {
+                    var row = data[i], html = '<table>';
+                    if (catHead) { html += '<tr><th>' + catHead + '</th><td>' + cats[row[2]] + '</td></tr>'; }
+                    for (var j = 0; j < head.length; j++) {
+                        var v = head[j][1] ? head[j][1][row[3 + j]] : row[3 + j];
+                        if (v !== '') { html += '<tr><th>' + head[j][0] + '</th><td>' + v + '</td></tr>'; }
+                    }
+                    var mk = L.circleMarker([row[0], row[1]], {radius: 5, color: '#ffffff', weight: 1,
+                                                              fillColor: colors[row[2]], fillOpacity: 0.9});
+                    mk.bindPopup(html + '</table>', {maxWidth: 360});
+                    markers[i] = mk;
+                }
+                cluster.addLayers(markers);
+                cluster.addTo({{ this._parent.get_name() }});
+                return cluster;
+            })();
+        {% endmacro %}"""
+    )
+
+    def __init__(self, table: _CaseTable, *, name: str) -> None:
+        super().__init__([], name=name, options={"chunkedLoading": True})
+        self._name = "CaseCluster"
+        # compact JSON (no blanks), escaped for a <script> exactly as js_json does
+        self.js_data = json.dumps(table.rows, ensure_ascii=False, separators=(",", ":")).translate(_JS_TABLE)
+        self.js_head = js_json(table.head)
+        self.js_cats = js_json(table.cats)
+        self.js_colors = js_json(table.colors)
+        self.js_cat_head = js_json(table.cat_head)
+
+
+@dataclass(frozen=True)
+class _CaseTable:
+    """The compact case data of :class:`_CaseCluster` (every text already HTML-escaped).
+
+    ``rows`` are ``[lat, lon, category index, value or lookup index, …]``; ``head`` gives per value
+    column its label and, for a column of few distinct values (status, town), the lookup table.
+    """
+
+    rows: list[list[Any]]
+    head: list[list[Any]]
+    cats: list[str]
+    colors: list[str]
+    cat_head: str
+    color_of: dict[str, str]
+
+
+def _coded_column(values: list[str], n: int) -> tuple[list[Any], list[str] | None]:
+    """Return a column as lookup indexes when it has few distinct values (status, town), else as is."""
+    distinct = list(dict.fromkeys(values))
+    if n < 64 or len(distinct) > 64:
+        return values, None
+    index = {v: i for i, v in enumerate(distinct)}
+    return [index[v] for v in values], distinct
+
+
+def _case_rows(df: pd.DataFrame, lon: np.ndarray, lat: np.ndarray) -> _CaseTable:
+    """Return the compact marker rows of the cases map (see :class:`_CaseTable`)."""
     cats = (
         df["category"].astype("string").fillna("") if "category" in df.columns else pd.Series([""] * len(df))
     )
     color_of = {c: CASE_COLORS[i % len(CASE_COLORS)] for i, c in enumerate(pd.unique(cats))}
-    props = _escaped_columns(df, _CASE_FIELDS)
+    index_of = {c: i for i, c in enumerate(color_of)}
+    props = _escaped_columns(df, {c: "" for c in _CASE_FIELDS if c != "category"})
     present = [c for c in _CASE_FIELDS if c in props]
-    popups = [
-        "<table>"
-        + "".join(f"<tr><th>{escape_html(_CASE_FIELDS[c])}</th><td>{props[c][i]}</td></tr>" for c in present)
-        + "</table>"
-        for i in range(len(df))
+    head: list[list[Any]] = []
+    cols = []
+    for c in present:
+        values, lookup = _coded_column(["" if v == "—" else v for v in props[c]], len(df))
+        head.append([escape_html(_CASE_FIELDS[c]), lookup])
+        cols.append(values)
+    rows = [
+        [round(float(la), 6), round(float(lo), 6), k, *vals]
+        for la, lo, k, *vals in zip(lat, lon, [index_of[c] for c in cats], *cols, strict=True)
     ]
-    colors = [color_of[c] for c in cats]
-    rows = [[float(a), float(b), p, c] for a, b, p, c in zip(lat, lon, popups, colors, strict=True)]
-    return rows, color_of
+    uniq = list(color_of)
+    return _CaseTable(
+        rows=rows,
+        head=head,
+        cats=escape_values(c or "未分类" for c in uniq),
+        colors=[color_of[c] for c in uniq],
+        cat_head=escape_html(_CASE_FIELDS["category"]) if "category" in df.columns else "",
+        color_of=color_of,
+    )
 
 
 def cases_map(
@@ -339,7 +442,8 @@ def cases_map(
     """
     o = _opts(options)
     df, lon, lat, n_skipped, n_dropped = _case_points(cases, max_cases, o)
-    rows, color_of = _case_markers(df, lon, lat)
+    table = _case_rows(df, lon, lat)
+    color_of = table.color_of
     uniq = list(color_of)
     grids = _display(base_grids, o) if base_grids is not None else None
     bg = _prepare_background(background, o)
@@ -349,15 +453,7 @@ def cases_map(
         pts_bounds = _bounds(grids, bg.get("city"))
     m, reg = _start(pts_bounds, o, bg, title)
     _outline(m, reg, grids)
-    callback = (
-        "function (row) {"
-        " var mk = L.circleMarker(new L.LatLng(row[0], row[1]),"
-        " {radius: 5, color: '#ffffff', weight: 1, fillColor: row[3], fillOpacity: 0.9});"
-        " mk.bindPopup(row[2], {maxWidth: 360}); return mk; }"
-    )
-    cluster = FastMarkerCluster(
-        rows, callback=callback, name=escape_html("案件"), options={"chunkedLoading": True}
-    )
+    cluster = _CaseCluster(table, name=escape_html("案件"))
     cluster.add_to(m)
     reg.register("cases", cluster)
     legend = legend_html("案件类别", [(color_of[c], c or "未分类") for c in uniq[:12]])
@@ -370,3 +466,89 @@ def cases_map(
     return _finish(m, reg, title=title, subtitle=sub, legends=[legend])
 
 
+
+
+_POST_FIELDS = {"post_rank": "布点顺序", "site_id": "候选点编号", "covered_points": "覆盖需求点数",
+                "covered_weight": "覆盖需求量"}
+_UNCOVERED_FIELDS = {"reason_zh": "原因", "weight": "需求权重"}
+_POST_COLOR, _UNCOVERED_COLOR = "#08519c", "#d62f27"
+
+
+def _uncovered_reason(reason: Any) -> str:
+    """``no post within 1000 m`` (coverage.coverage_layers) → ``1000 m 内无岗位``."""
+    text = str(reason)
+    for en, zh in (("no post within ", "内无岗位"), ("no candidate site within ", "内无候选点")):
+        if text.startswith(en):
+            return f"{text[len(en):]} {zh}"
+    return text
+
+
+def _point_layer(m: folium.Map, reg: Registry, gdf: gpd.GeoDataFrame, *, key: str, name: str,
+                 color: str, radius: float, fields: Mapping[str, str]) -> Any:
+    props = _escaped_columns(gdf, fields)
+    layer = folium.GeoJson(
+        _feature_collection(gdf, props),
+        name=escape_html(name),
+        marker=folium.CircleMarker(radius=radius, weight=1, color="#ffffff", fill=True, fill_opacity=0.9),
+        style_function=lambda _f: {"fillColor": color, "color": "#ffffff", "weight": 1},
+    )
+    if props:
+        _popup(props, fields).add_to(layer)
+    layer.add_to(m)
+    reg.register(key, layer)
+    return layer
+
+
+def coverage_map(
+    posts: gpd.GeoDataFrame,
+    uncovered: gpd.GeoDataFrame | None = None,
+    *,
+    radius_m: float,
+    base_grids: gpd.GeoDataFrame | None = None,
+    background: Mapping[str, gpd.GeoDataFrame] | None = None,
+    title: str = "固定岗位覆盖",
+    subtitle: str = "",
+    options: MapOptions | None = None,
+) -> folium.Map:
+    """Map fixed posts with their coverage circles and the demand points left uncovered.
+
+    Parameters
+    ----------
+    posts, uncovered
+        Layers ``posts`` and ``uncovered`` of COVER.gpkg (``gridplan coverage``; points, projected).
+    radius_m
+        Coverage radius in metres (the ``radius_m`` of its ``summary`` table).
+    base_grids
+        Optional base grids drawn as outlines.
+    background
+        Optional ``{"city", "towns", "communities", "roads"}`` layers drawn underneath.
+    title, subtitle
+        Shown in the title box (escaped); default subtitle counts posts and uncovered points.
+    options
+        Tiles, GCJ-02 shift, simplification (:class:`MapOptions`).
+
+    """
+    o = _opts(options)
+    bg = _prepare_background(background, o)
+    grids = _display(base_grids, o) if base_grids is not None else None
+    shown = _display(posts, o)
+    unc = _display(uncovered, o) if uncovered is not None and len(uncovered) else None
+    m, reg = _start(_bounds(shown, unc, grids, bg.get("city")), o, bg, title)
+    _outline(m, reg, grids)
+    circles = folium.FeatureGroup(name=escape_html(f"覆盖范围（半径 {radius_m:g} m）"))
+    for p in shown.geometry:
+        folium.Circle([p.y, p.x], radius=float(radius_m), color=_POST_COLOR, weight=1, fill=True,
+                      fill_opacity=0.08, interactive=False).add_to(circles)
+    circles.add_to(m)
+    reg.register("coverage", circles)
+    rows = [(_POST_COLOR, f"岗位（{len(shown)} 个）")]
+    _point_layer(m, reg, shown, key="posts", name="岗位", color=_POST_COLOR, radius=7, fields=_POST_FIELDS)
+    if unc is not None:
+        unc = unc.assign(reason_zh=[_uncovered_reason(r) for r in unc.get("reason", [""] * len(unc))])
+        _point_layer(m, reg, unc, key="uncovered", name="未覆盖需求点", color=_UNCOVERED_COLOR, radius=3,
+                     fields=_UNCOVERED_FIELDS)
+        rows.append((_UNCOVERED_COLOR, f"未覆盖需求点（{len(unc)} 处）"))
+    sub = subtitle or f"{len(shown)} 个岗位，覆盖半径 {radius_m:g} m；" + (
+        f"{0 if unc is None else len(unc)} 处需求未覆盖")
+    logger.info("coverage map: %d posts, %d uncovered", len(shown), 0 if unc is None else len(unc))
+    return _finish(m, reg, title=title, subtitle=sub, legends=[legend_html("固定岗位覆盖", rows)])

@@ -20,9 +20,11 @@ import pandas as pd
 from folium.plugins import DualMap
 
 from gridplan.errors import InputError
+from gridplan.layers.labels import department_label, value_label
 from gridplan.maps._elements import Registry, add_page_css, legend_html
 from gridplan.maps._layers import (
     _MAX_ZOOM,
+    _SNAP,
     LayerStyle,
     MapOptions,
     _add_background,
@@ -113,6 +115,7 @@ def dept_grid_map(
     rows = []
     for i, (dept, gdf) in enumerate(shown.items()):
         name = dept.removeprefix("dept_")
+        name_zh = f"{department_label(name)}网格"
         color = OTHER_COLORS[i % len(OTHER_COLORS)]
         gdf = gdf.copy()
         ids = gdf["dept_grid_id"].astype("string").fillna("") if "dept_grid_id" in gdf.columns else None
@@ -126,7 +129,7 @@ def dept_grid_map(
         props = _escaped_columns(gdf, fields)
         layer = folium.GeoJson(
             _feature_collection(gdf, props),
-            name=escape_html(f"部门网格: {name}"),
+            name=escape_html(name_zh),
             style_function=lambda _f, c=color: {
                 "color": c,
                 "weight": 1.5,
@@ -140,7 +143,7 @@ def dept_grid_map(
             _popup(props, fields).add_to(layer)
         layer.add_to(m)
         reg.register(f"dept:{name}", layer)
-        rows.append((color, name))
+        rows.append((color, name_zh))
     _outline(m, reg, grids, name="基础网格 (轮廓)", weight=1.2)
     logger.info("departmental grid map: %d departments", len(shown))
     return _finish(
@@ -229,7 +232,8 @@ def qa_map(
                 tooltip_field="issue_label",
                 stroke=None,
             )
-            _grid_layer(m, reg, part, name=f"质量问题: {lay or '其他'}", style=style)
+            source = value_label("layer", lay) if lay else "其他"
+            _grid_layer(m, reg, part, name=f"质量问题：{source}", style=style)
         present = set(issue)
         legends.append(legend_html("质量问题", [colors[c] for c in colors if c in present]))
     sub = subtitle or f"共 {len(qa)} 条问题" + (f"，其中 {n_nogeom} 条无位置" if n_nogeom else "") + (
@@ -287,9 +291,10 @@ def dual_grid_map(  # noqa: PLR0913 - keyword-only display options, as folium's 
         control_scale=False,
         prefer_canvas=True,
         **_MAX_ZOOM,
+        **_SNAP,
     )
     bounds = _bounds(b, a)
-    legends_all: list[list[str]] = [[], []]
+    legends_all: list[list[str | tuple[str, Any]]] = [[], []]
     for side, (mm, grids, sub_title) in enumerate(((d.m1, b, before_title), (d.m2, a, after_title))):
         _add_tiles(mm, o)
         _fit(mm, bounds)

@@ -17,6 +17,7 @@ What this module owns
 
 from __future__ import annotations
 
+import datetime
 import fcntl
 import hashlib
 import json
@@ -252,21 +253,60 @@ def publish_map(  # noqa: PLR0913 - the index entry's fields, all keyword-only
     return out / fname
 
 
+_BEIJING = datetime.timezone(datetime.timedelta(hours=8), "北京时间")
+_PLAN_ID = re.compile(r"(\d{8}T\d{6})-([0-9a-f]{8})")
+
+
+def beijing_time(iso: str) -> str:
+    """Return an ISO 8601 UTC time as Beijing time for people (``2026-12-07 20:10``); other text as is.
+
+    Examples
+    --------
+    >>> beijing_time("2026-12-07T12:10:20Z"), beijing_time("")
+    ('2026-12-07 20:10', '')
+
+    """
+    try:
+        t = datetime.datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
+    except ValueError:
+        return str(iso)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=datetime.UTC)
+    return t.astimezone(_BEIJING).strftime("%Y-%m-%d %H:%M")
+
+
+def plan_label(plan_id: str) -> str:
+    """Return a plan version as a person names it: when it was made (Beijing time) and its short id.
+
+    Examples
+    --------
+    >>> plan_label("20261207T121020-70a9b39d"), plan_label("my-plan")
+    ('2026-12-07 20:10 版（70a9b39d）', 'my-plan')
+
+    """
+    m = _PLAN_ID.fullmatch(str(plan_id))
+    if m is None:
+        return str(plan_id)
+    made = datetime.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=datetime.UTC)
+    return f"{beijing_time(made.isoformat())} 版（{m.group(2)}）"
+
+
 def index_html(maps: Sequence[dict[str, Any]]) -> str:
     """Build the ``index.html`` listing *maps* (manifest entries); values escaped, no remote assets."""
     rows = []
     for e in maps:
         size = f"{int(e.get('bytes', 0)) / 1e6:.1f} MB"
         href = str(e.get("file", ""))
+        plan_id = str(e.get("plan_id", ""))
         if not re.fullmatch(r"[a-z0-9-]+\.html", href):
             continue
         rows.append(
             "<tr>"
             f'<td><a href="{escape_html(href)}">{escape_html(e.get("title", ""))}</a></td>'
             f"<td>{escape_html(e.get('summary', ''))}</td>"
-            f"<td><code>{escape_html(e.get('plan_id', ''))}</code></td>"
+            f'<td title="{escape_html(plan_id)}">{escape_html(plan_label(plan_id))}</td>'
             f"<td>{escape_html(e.get('data_date', ''))}</td>"
-            f"<td>{escape_html(str(e.get('published_at', '')).replace('T', ' ').rstrip('Z'))}</td>"
+            f"<td>{escape_html(beijing_time(e.get('published_at', '')))}</td>"
             f"<td>{escape_html(size)}</td>"
             "</tr>"
         )
@@ -289,7 +329,7 @@ th{{background:#f3f5f8}} a{{color:#1f4e79;font-weight:bold}} code{{font-size:12p
 <p>以下地图可离线打开（不需要互联网）。</p>
 <table id="maps">
 <thead><tr><th>地图</th><th>说明</th><th>方案版本</th><th>数据日期</th>
-<th>发布时间 (UTC)</th><th>大小</th></tr></thead>
+<th>发布时间（北京时间）</th><th>大小</th></tr></thead>
 <tbody>
 {body}
 </tbody>

@@ -12,6 +12,8 @@ import pyogrio
 
 from gridplan._atomic import atomic_path, check_output_path
 from gridplan.errors import InputError
+from gridplan.layers.styles import style_geopackage
+from gridplan.layers.write import geometry_kwargs
 from gridplan.plans.model import _PLACEHOLDER, _SPATIAL, META_LAYER, PLAN_LAYERS, Plan, PlanMeta
 
 logger = logging.getLogger(__name__)
@@ -21,14 +23,8 @@ def _write_layer(path: Path, name: str, frame: pd.DataFrame, *, crs: str) -> Non
     """Write one layer into the (temporary) GeoPackage *path*."""
     if isinstance(frame, gpd.GeoDataFrame) or name in _SPATIAL:
         gdf = _as_geodataframe(frame, crs=crs, name=name)
-        pyogrio.write_dataframe(
-            gdf,
-            path,
-            layer=name,
-            driver="GPKG",
-            geometry_type="Unknown" if name == "qa_issues" or len(gdf) == 0 else None,
-            promote_to_multi=False,
-        )
+        # one geometry type per layer (qa_issues mixes Polygon and MultiPolygon → MultiPolygon)
+        pyogrio.write_dataframe(gdf, path, layer=name, driver="GPKG", **geometry_kwargs(gdf, name=name))
     else:
         table = pd.DataFrame(frame)
         if len(table.columns) == 0:  # GDAL needs a field: a column-less table gets a placeholder
@@ -76,7 +72,8 @@ def write_plan(plan: Plan, path: str | Path, *, overwrite: bool = False) -> Path
     -----
     All layers go to a temporary file next to *path*, which then replaces *path*
     (:func:`gridplan._atomic.atomic_path`); on any failure the temporary file is removed and *path*
-    is untouched.
+    is untouched.  Each layer has one geometry type and a default QGIS style with Chinese field
+    aliases (:func:`gridplan.layers.styles.style_geopackage`).
 
     """
     path = Path(path)
@@ -109,6 +106,7 @@ def write_plan(plan: Plan, path: str | Path, *, overwrite: bool = False) -> Path
             for name, frame in layers.items():
                 _write_layer(tmp, name, frame, crs=plan.meta.crs)
             _write_layer(tmp, META_LAYER, plan.meta.to_table(extra_tables=extra), crs=plan.meta.crs)
+            style_geopackage(tmp)  # QGIS default styles and Chinese field aliases
     finally:
         pyogrio.set_gdal_config_options({"OGR_SQLITE_SYNCHRONOUS": previous})
     logger.info(
