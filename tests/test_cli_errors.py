@@ -92,3 +92,15 @@ def test_household_band_edges(small_city: Path, tmp_path: Path) -> None:
         "and households_min at least 0"
     ]
     assert not (tmp_path / "b.gpkg").exists()
+
+
+def test_geocode_csv_opens_in_excel_by_default(small_city: Path, small_plan: Path, tmp_path: Path) -> None:
+    """People open the geocoded CSV in Excel: a UTF-8 BOM by default, none with --no-bom."""
+    base = ["geocode", str(small_city / "cases.csv"), "--layers", str(small_city / "layers.gpkg")]
+    base += ["--plan", str(small_plan)]
+    res = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "a.csv")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "a.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    res = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "b.csv"), "--no-bom"])
+    assert res.exit_code == 0, res.output
+    assert not (tmp_path / "b.csv").read_bytes().startswith(b"\xef\xbb\xbf")

@@ -273,10 +273,19 @@ def test_cli_publish_end_to_end(small_city: Path, small_plan: Path, tmp_path: Pa
         str(hot),
         "--out",
         str(out),
+        "--qgis-project",
+        str(tmp_path / "gridplan.qgs"),
     ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert str((out / "index.html").resolve()) in res.output
+    import xml.etree.ElementTree as ET
+
+    qgs = ET.parse(tmp_path / "gridplan.qgs").getroot()
+    sources = {e.text or "" for e in qgs.iter("datasource")}
+    assert any(Path(small_plan).name in s for s in sources)  # the plan, the hotspots, the raster
+    assert any(Path(hot).name in s for s in sources)
+    assert any(Path(tif).name in s for s in sources)
     files = sorted(p.name for p in out.glob("*.html"))
     assert files == [
         "base-grids.html",

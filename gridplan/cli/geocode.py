@@ -72,7 +72,9 @@ def geocode(
     rematch_ties: bool = typer.Option(False, "--rematch-ties", help="With --rematch, re-run T rows too."),
     address_col: str = typer.Option("address", "--address-col", help="Name of the address column."),
     chunk_rows: int = typer.Option(200_000, "--chunk-rows", min=1000, help="Rows per batch (progress step)."),
-    bom: bool = typer.Option(False, "--bom", help="Write UTF-8 with BOM (for Excel)."),
+    bom: bool = typer.Option(
+        True, "--bom/--no-bom", help="UTF-8 with a BOM, so Excel shows Chinese (default); --no-bom: without."
+    ),
 ) -> None:
     """Geocode records against the standard address library and assign them to base grids.
 
@@ -172,7 +174,9 @@ def reverse_geocode(
     radius_m: float = typer.Option(
         50.0, "--radius-m", min=0.0, help="Largest distance to a std address (m)."
     ),
-    bom: bool = typer.Option(False, "--bom", help="Write UTF-8 with BOM (for Excel)."),
+    bom: bool = typer.Option(
+        True, "--bom/--no-bom", help="UTF-8 with a BOM, so Excel shows Chinese (default); --no-bom: without."
+    ),
 ) -> None:
     """Nearest standard address within --radius-m of each point, plus grid, community and town codes."""
     from gridplan.geocode import reverse_geocode as reverse

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from gridplan.cli._app import app, console, user_errors
+from gridplan.errors import InputError
 
 
 @app.command()
@@ -74,6 +75,12 @@ def publish(
     max_cases: int = typer.Option(
         50_000, "--max-cases", min=1, help="Most recent cases drawn on the cases map."
     ),
+    qgis_project: Path | None = typer.Option(
+        None,
+        "--qgis-project",
+        metavar="PROJECT.qgs",
+        help="Also write a QGIS project opening the plan, hotspots, proposal and heat raster, styled.",
+    ),
 ) -> None:
     """Publish the standard offline maps into OUT, with index.html and manifest.json.
 
@@ -102,6 +109,15 @@ def publish(
         ),
         options=StandardMapOptions(map=opts, data_date=data_date, max_cases=max_cases),
     )
+    if qgis_project is not None:
+        from gridplan.layers.qgis_project import default_project_layers, write_qgis_project
+
+        if qgis_project.suffix.lower() != ".qgs":
+            raise InputError("--qgis-project must end in .qgs", file=qgis_project)
+        layers = default_project_layers(
+            plan=plan_path, hotspots=hotspots_path, proposal=proposal_path, heat=heatmap_path
+        )
+        write_qgis_project(layers, qgis_project, epsg=plan.base_grids.crs.to_epsg() or 4547)
     table = Table(title=f"publish → {out}", show_header=True)
     table.add_column("map")
     table.add_column("file")
@@ -110,3 +126,5 @@ def publish(
         table.add_row(page.title, page.path.name, f"{page.path.stat().st_size / 1e6:.1f} MB")
     console.print(table)
     console.print(str((out / "index.html").resolve()), soft_wrap=True, highlight=False, markup=False)
+    if qgis_project is not None:
+        console.print(str(qgis_project.resolve()), soft_wrap=True, highlight=False, markup=False)

@@ -48,7 +48,7 @@ def default_project_layers(
     proposal: str | os.PathLike[str] | None = None,
     heat: str | os.PathLike[str] | None = None,
 ) -> list[ProjectLayer]:
-    """Return the standard layers of the outputs given (missing files left out), in drawing order."""
+    """Return the standard map layers of the outputs given (missing ones left out), in drawing order."""
     out: list[ProjectLayer] = []
 
     def add(
@@ -81,8 +81,11 @@ def default_project_layers(
 
 
 def _gpkg_layers(path: Path) -> set[str]:
+    """Map layers of a GeoPackage (tables without geometry, e.g. a bare ``emerging`` table, left out)."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
-        return {r[0] for r in con.execute("SELECT table_name FROM gpkg_contents")}
+        return {
+            r[0] for r in con.execute("SELECT table_name FROM gpkg_contents WHERE data_type = 'features'")
+        }
 
 
 def _srs(parent: ET.Element, epsg: int) -> None:
