@@ -35,6 +35,15 @@ from gridplan.geocode._frames import obj_frame
 W_ROAD, W_HOUSE, W_AREA = 0.5, 0.3, 0.2
 #: Fuzzy road candidates below this similarity (0–100) are not considered at all.
 ROAD_CUTOFF = 50.0
+#: Share of a fuzzy road name's penalty kept when the house number exists on that road (0.5: a
+#: one-character typo in a four-character name, similarity 75, counts as 87.5 at house level).
+HOUSE_CONFIRMS_ROAD = 0.5
+#: Only a name one character off (similarity ≥ 66 for names of three characters or more) counts as a
+#: typo that a house number can confirm; 建设路 → 中建湖路 (50) is another road.
+TYPO_SIM = 66.0
+#: Points for the building of the text existing at the candidate house (31座 at 南庄大道737号 in one
+#: community, not in the other): enough to break a tie, not to outweigh a better road or area.
+BUILDING_BONUS = 1.0
 #: Fuzzy road candidates kept per address.
 ROAD_TOP_K = 3
 
@@ -430,7 +439,14 @@ def _house_candidates(cand: pd.DataFrame, index: AddressIndex) -> pd.DataFrame |
     hh = hh.assign(brank=rank)
     hh = hh.sort_values(["qid", "community_key", "road", "brank", "bnum", "address_id"])
     hh = hh.drop_duplicates(["qid", "community_key", "road"])
-    return hh.assign(level="house", score=W_ROAD * hh["sim"] + W_HOUSE * 100 + W_AREA * hh["area"])
+    # The house number existing on the candidate road is evidence for the road: a fuzzy road name
+    # (one character off) confirmed by its house number loses half its name penalty.
+    sim = hh["sim"]
+    road_sim = sim.where(sim < TYPO_SIM, 100.0 - (100.0 - sim) * HOUSE_CONFIRMS_ROAD)
+    # the building named in the text and found at that house decides between equal places
+    named = (hh["building"].to_numpy(dtype=object) != "") & (hh["brank"].to_numpy() == 0)
+    score = W_ROAD * road_sim + W_HOUSE * 100 + W_AREA * hh["area"] + np.where(named, BUILDING_BONUS, 0.0)
+    return hh.assign(level="house", score=np.minimum(score, 100.0), rank_score=score)
 
 
 def _road_level(cand: pd.DataFrame, house: pd.DataFrame | None, index: AddressIndex) -> pd.DataFrame:
@@ -451,7 +467,7 @@ def _road_level(cand: pd.DataFrame, house: pd.DataFrame | None, index: AddressIn
 
 def _best_candidates(road: pd.DataFrame, house: pd.DataFrame | None) -> pd.DataFrame:
     """Keep the top-ranked candidates of each row (several when tied), in a stable order."""
-    parts = [road] if house is None else [road, house.assign(rank_score=house["score"])]
+    parts = [road] if house is None else [road, house]
     allc = pd.concat(parts, ignore_index=True)
     top = allc.groupby("qid")["rank_score"].transform("max")
     return allc[allc["rank_score"] >= top - 1e-9].sort_values(["qid", "community_key", "road", "address_id"])

@@ -58,6 +58,11 @@ NOISE_WORDS = (
     "侧面",
     "里面",
     "对出",
+    "东侧",
+    "西侧",
+    "南侧",
+    "北侧",
+    "前面",
 )
 
 _DIGITS = {c: i for i, c in enumerate("零一二三四五六七八九")}
@@ -66,15 +71,19 @@ _POWERS = {"十": 10, "百": 100, "千": 1000}
 
 _PUNCT_RE = re.compile(r"[\s,，。.、;；:：\"'“”‘’()（）\[\]【】<>《》{}|/\\·~!！?？@&*+=_]+")
 _HASH_RE = re.compile(r"(\d)#")
-_HAO_LOU_RE = re.compile(r"(\d+)号楼")
-_NUMERAL_RUN_RE = re.compile(f"第?([{CN_NUMERALS}]+)(?=" + "|".join(NUMBER_UNITS) + ")")
+#: ``3号楼`` is building 3, but ``505号楼下`` is house 505 and a position word (楼下, 楼顶).
+_HAO_LOU_RE = re.compile(r"(\d+)号楼(?!" + "|".join(w[1:] for w in NOISE_WORDS if w.startswith("楼")) + ")")
+#: A run of Chinese numerals before a unit, or before a position word or the end (a house number
+#: written without 号: 兆祥路五十八附近).
+_NUMERAL_RUN_RE = re.compile(f"第?([{CN_NUMERALS}]+)(?=" + "|".join([*NUMBER_UNITS, *NOISE_WORDS]) + "|$)")
 _DI_RE = re.compile(r"第(?=\d)")
 _PREFIX_RE = re.compile(
     r"^((?:[^省市区县镇乡村路街道号\d]{2,7}(?:省|自治区))?(?:[^省市区县镇乡村路街道号\d]{2,7}市)?)"
 )
 
 #: Parts of the text beyond the library's depth: floors, rooms, units (after digit conversion).
-_FLOOR_RE = r"(?:\d+(?:层|楼)(?!栋|幢|座))"
+_LOU_NOISE = "|".join(w[1:] for w in NOISE_WORDS if w.startswith("楼"))  # 楼下, 楼顶: not a floor
+_FLOOR_RE = r"(?:\d+(?:层|(?:楼(?!" + _LOU_NOISE + ")))(?!栋|幢|座))"
 _ROOM_RE = r"(?:\d+(?:室|房|户))"
 _UNIT_RE = r"(?:\d+单元)"
 _EXTRA_RE = re.compile("(" + "|".join([*NOISE_WORDS, _UNIT_RE, _FLOOR_RE, _ROOM_RE]) + ")")

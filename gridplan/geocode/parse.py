@@ -35,8 +35,12 @@ COMMUNITY_SUFFIXES = ("社区居委会", "社区居民委员会", "村民委员�
 COMMUNITY_ALIAS_SUFFIXES = ("社区", "村", "村委会", "居委会", "社区居委会")
 #: Road-type suffix pairs that mean the same street kind (each direction is tried).
 ROAD_SUFFIX_VARIANTS = (("大道", "大路"), ("大街", "街"))
+#: Suffixes people drop from road names (longest first: 大道 before 道).
+ROAD_SUFFIXES = ("大道", "大街", "大路", "路", "街", "道", "巷")
 
 _HOUSE_RE = re.compile(r"(\d+(?:-\d+)?)号")
+#: A house number written without 号 at the end of the text (鸿福路361; noise was removed before).
+_BARE_HOUSE_RE = re.compile(r"(?<=\D)(\d+(?:-\d+)?)$")
 _BUILDING_RE = re.compile(r"([A-Za-z]?\d+|[A-Za-z])(?:栋|幢|座)")
 _DIGITS_RE = re.compile(r"\d+(?:-\d+)?")
 
@@ -96,8 +100,12 @@ def _towns_and_communities(
     return town_names, pairs
 
 
-def _add_road_forms(rf: _Forms, road_names: set[str]) -> None:
-    """Each road under its own name, and under a suffix variant (路/道 …) that names only it."""
+def _add_road_forms(rf: _Forms, road_names: set[str], taken: set[str]) -> None:
+    """Each road under its own name, and under a suffix variant or its stem that names only it.
+
+    A stem (the name without 路/街/大道 …) that is also a town or community form (*taken*) is not
+    added: 南庄 stays the town, not 南庄大道.
+    """
     for r in road_names:
         rf.add(r, r)
     variants: dict[str, set[str]] = {}
@@ -106,14 +114,19 @@ def _add_road_forms(rf: _Forms, road_names: set[str]) -> None:
             for x, y in ((a, b), (b, a)):
                 if r.endswith(x) and len(r) > len(x) and not (x == "街" and r.endswith("大街")):
                     variants.setdefault(r[: -len(x)] + y, set()).add(r)
+    for r in road_names:  # the suffix dropped (鸿福 for 鸿福路): a stem of two characters or more
+        for suffix in ROAD_SUFFIXES:
+            if r.endswith(suffix) and len(r) - len(suffix) >= 2:
+                variants.setdefault(r[: -len(suffix)], set()).add(r)
+                break
     for form, canon in variants.items():
-        if form not in road_names and len(canon) == 1:
+        if form not in road_names and form not in taken and len(canon) == 1:
             rf.add(form, next(iter(canon)))
 
 
 def _split_house(key: str) -> tuple[str, str, str, str]:
     """Split a key at its house number: (text before, text after, house, building)."""
-    m = _HOUSE_RE.search(key)
+    m = _HOUSE_RE.search(key) or _BARE_HOUSE_RE.search(key)
     if m:
         head, tail, house = key[: m.start()], key[m.end() :], m.group(1)
     else:
@@ -199,9 +212,10 @@ class Vocabulary:
                 cf.add(core, key)
                 for suf in COMMUNITY_ALIAS_SUFFIXES:
                     cf.add(core + suf, key)
-        _add_road_forms(rf, {r for r in _basic_names(std_addresses["road_name"].drop_duplicates()) if r})
         towns_m = tf.freeze()
         comms_m = cf.freeze()
+        road_names = {r for r in _basic_names(std_addresses["road_name"].drop_duplicates()) if r}
+        _add_road_forms(rf, road_names, set(towns_m) | set(comms_m))
         roads_m = rf.freeze()
         rules = TextRules.from_names([*towns_m, *comms_m, *roads_m])
         return cls(towns_m, comms_m, roads_m, rules, _compile(towns_m), _compile(comms_m), _compile(roads_m))
