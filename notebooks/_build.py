@@ -528,7 +528,7 @@ display(Image(filename=str(png), width=600))
 ## 5. Hot spots (热点): Getis-Ord Gi*
 
 `assign_events(events, plan)` adds `grid_code`, `community_code`, `town_code` to every event;
-`hotspot_analysis(events, plan, by="grid")` counts events per base grid and runs Gi* on the rate per
+`hotspot_analysis(events, plan, areas=Areas(by="grid"))` counts events per base grid and runs Gi* on the rate per
 1,000 residents (`value="auto"`; `by="h3"` analyses H3 hexagons on density instead). One row per area:
 
 | column | meaning |
@@ -541,10 +541,10 @@ display(Image(filename=str(png), width=600))
 | `n_neighbors` | neighbouring grids (queen contiguity) |
 """),
     ("code", r'''
-from gridplan.hotspots import assign_events, hotspot_analysis
+from gridplan.hotspots import Areas, assign_events, hotspot_analysis
 
 ev = assign_events(events, plan)
-hot = hotspot_analysis(ev, plan, by="grid")
+hot = hotspot_analysis(ev, plan, areas=Areas(by="grid"))
 display(hot["gi_bin"].value_counts().sort_index(ascending=False).rename("grids").to_frame())
 display(hot.sort_values("gi_z", ascending=False)
         [["code", "name", "count", "rate", "gi_z", "gi_p", "gi_p_sim", "gi_bin"]].head(8).round(4))
@@ -564,7 +564,7 @@ Grids differ in size and shape; for a view that does not depend on where the bou
 and the neighbours are the ring of 6 cells around each one). The `code` column is then the H3 cell id.
 """),
     ("code", r'''
-hot_h3 = hotspot_analysis(ev, plan, by="h3", h3_res=9)
+hot_h3 = hotspot_analysis(ev, plan, areas=Areas(by="h3", h3_res=9))
 print(f"{len(hot_h3)} H3 cells ({hot_h3.attrs['neighbourhood']}, value {hot_h3.attrs['value']})")
 display(hot_h3["gi_bin"].value_counts().sort_index(ascending=False).rename("cells").to_frame())
 '''),

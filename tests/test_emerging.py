@@ -17,6 +17,7 @@ from gridplan.errors import InputError
 from gridplan.hotspots import (
     PATTERNS,
     PATTERNS_ZH,
+    Areas,
     classify_pattern,
     classify_patterns,
     emerging_hotspots,
@@ -136,7 +137,8 @@ def test_classify_patterns_is_vectorised() -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     bins=st.lists(st.lists(st.integers(-3, 3), min_size=1, max_size=24), min_size=1, max_size=1).map(
-        lambda rows: np.array(rows)),
+        lambda rows: np.array(rows)
+    ),
     tz=st.floats(-5, 5),
     tp=st.floats(0, 1),
 )
@@ -234,8 +236,13 @@ def test_planted_trends_get_matching_patterns(small_city: Path, plan_and_units) 
     found = {}
     for spot in manifest["hotspots"]:
         events = _located(small_city, spot["source"])
-        em = emerging_hotspots(events, plan, by="h3", h3_res=9, time_step="quarter",
-                               category=spot["category"], units=units)
+        em = emerging_hotspots(
+            events,
+            plan,
+            areas=Areas(by="h3", h3_res=9, units=units),
+            time_step="quarter",
+            category=spot["category"],
+        )
         row = em.loc[em.geometry.contains(shapely.Point(spot["x"], spot["y"]))].iloc[0]
         found[spot["id"]] = (spot["trend"], row["pattern"])
         assert row["pattern"] in EXPECTED[spot["trend"]], (spot, row["pattern"], row["bin_history"])
@@ -261,7 +268,8 @@ def test_emerging_needs_events_inside(small_plan: Path) -> None:
     from gridplan.plans import read_plan
 
     plan = read_plan(small_plan)
-    far = pd.DataFrame({"x": [0.0], "y": [0.0], "category": ["治安"],
-                        "reported_at": pd.to_datetime(["2024-01-01"])})
+    far = pd.DataFrame(
+        {"x": [0.0], "y": [0.0], "category": ["治安"], "reported_at": pd.to_datetime(["2024-01-01"])}
+    )
     with pytest.raises(InputError, match="no located"):
         emerging_hotspots(far, plan)

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from gridplan.errors import InputError
 from gridplan.hotspots import (
     ALL_CATEGORIES,
+    Areas,
     aggregate_events,
     analysis_units,
     fdr_bins,
@@ -326,8 +327,9 @@ def test_planted_hotspots_are_found(small_city: Path, plan, by: str) -> None:  #
     manifest = json.loads((small_city / "manifest.json").read_text())
     units = analysis_units(plan, by, h3_res=9)  # type: ignore[arg-type]
     for spot in manifest["hotspots"]:
-        hs = hotspot_analysis(_located(small_city, spot["source"]), plan, by=by,  # type: ignore[arg-type]
-                              category=spot["category"], permutations=0, units=units)
+        areas = Areas(by=by, h3_res=9, units=units)  # type: ignore[arg-type]
+        hs = hotspot_analysis(_located(small_city, spot["source"]), plan, areas=areas,
+                              category=spot["category"], permutations=0)
         hit = hs.loc[hs.geometry.contains(shapely.Point(spot["x"], spot["y"]))]
         assert len(hit) == 1
         assert hit["gi_bin"].iloc[0] == 3, (spot["id"], by, hit[["count", "gi_z", "gi_p"]].to_dict("records"))
@@ -367,7 +369,7 @@ def test_uniform_control_flags_about_the_fdr_level(plan) -> None:  # type: ignor
                                "y": np.concatenate([p[1] for p in parts])})
         for key, ev, value in (("density/area", area_ev, "density"), ("rate/residents", pop_ev, "rate"),
                                ("rate/area", area_ev, "rate")):
-            hs = hotspot_analysis(ev, plan, value=value, permutations=0, units=units)  # type: ignore[arg-type]
+            hs = hotspot_analysis(ev, plan, areas=Areas(units=units), value=value, permutations=0)  # type: ignore[arg-type]
             shares[key].append(float((hs["gi_bin"].abs() == 3).mean()))
     mean = {k: float(np.mean(v)) for k, v in shares.items()}
     assert mean["density/area"] <= 0.02, mean
@@ -410,7 +412,8 @@ def test_cli_heatmap_and_hotspots(located_csv: Path, small_plan: Path, tmp_path:
     hot = tmp_path / "hot.gpkg"
     yoy = tmp_path / "yoy.xlsx"
     res = runner.invoke(app, ["hotspots", str(located_csv), "--plan", str(small_plan), "--out", str(hot),
-                              "--permutations", "99", "--time-step", "quarter", "--yoy-out", str(yoy)])
+                              "--by", "grid", "--permutations", "99", "--time-step", "quarter",
+                              "--yoy-out", str(yoy)])
     assert res.exit_code == 0, res.output
     assert [n for n, _ in pyogrio.list_layers(hot)] == ["hotspots", "emerging", "yoy"]
     hs = pyogrio.read_dataframe(hot, layer="hotspots")
@@ -423,6 +426,16 @@ def test_cli_heatmap_and_hotspots(located_csv: Path, small_plan: Path, tmp_path:
                               "--permutations", "0"])
     assert res.exit_code == 0, res.output
     assert [n for n, _ in pyogrio.list_layers(tmp_path / "hot_h3.gpkg")] == ["hotspots", "yoy"]
+    auto = tmp_path / "hot_auto.gpkg"  # the default: H3 cells and k-ring chosen from the events
+    res = runner.invoke(app, ["hotspots", str(located_csv), "--plan", str(small_plan), "--out", str(auto),
+                              "--time-step", "none", "--permutations", "0"])
+    assert res.exit_code == 0, res.output
+    assert "chosen (--by auto)" in res.output
+    assert [n for n, _ in pyogrio.list_layers(auto)] == ["hotspots", "grid_hotspot_share", "yoy"]
+    share = pyogrio.read_dataframe(auto, layer="grid_hotspot_share")
+    assert {"grid_code", "hot99_share", "hot90_share", "max_gi_bin"} <= set(share.columns)
+    assert len(share) == len(pyogrio.read_dataframe(small_plan, layer="base_grids"))
+    assert share["hot90_share"].between(0, 1.0001).all()
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import typer
 from rich.table import Table
@@ -19,8 +20,9 @@ def _categories(value: str | None) -> list[str] | None:
     return cats or None
 
 
-def _read(input_path: Path, category: str | None, since: str | None, until: str | None,
-          to_crs: Any) -> tuple[Any, Any]:
+def _read(
+    input_path: Path, category: str | None, since: str | None, until: str | None, to_crs: Any
+) -> tuple[Any, Any]:
     """Read located events into *to_crs*, apply filters; return (EventTable, filtered frame)."""
     import pandas as pd
 
@@ -36,8 +38,9 @@ def _read(input_path: Path, category: str | None, since: str | None, until: str 
     table = read_events(input_path, to_crs=to_crs)
     if len(table.gdf) == 0:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(table.skipped_reasons.items())) or "no rows"
-        raise InputError(f"no located rows ({reasons}); geocode the file first (gridplan geocode)",
-                         file=input_path)
+        raise InputError(
+            f"no located rows ({reasons}); geocode the file first (gridplan geocode)", file=input_path
+        )
     events = filter_events(table.gdf, category=_categories(category), since=since, until=until)
     if len(events) == 0:
         raise InputError("no located rows match --category/--since/--until", file=input_path)
@@ -54,15 +57,18 @@ def _skipped_note(table: Any) -> str:
 @app.command()
 @user_errors
 def heatmap(
-    input_path: Path = typer.Argument(..., metavar="INPUT.csv",
-                                      help="Located events (geocode output, or CSV with lon, lat)."),
+    input_path: Path = typer.Argument(
+        ..., metavar="INPUT.csv", help="Located events (geocode output, or CSV with lon, lat)."
+    ),
     plan_path: Path = typer.Option(..., "--plan", help="PLAN.gpkg: the raster is clipped to its base grids."),
     out: Path = typer.Option(..., "--out", "-o", help="Cloud-Optimized GeoTIFF to write (HEAT.tif)."),
     cell_m: float = typer.Option(50.0, "--cell-m", min=1.0, help="Cell size in metres."),
     bandwidth_m: str = typer.Option(
-        "auto", "--bandwidth-m",
+        "auto",
+        "--bandwidth-m",
         help="Gaussian kernel σ in metres, or 'auto': ArcGIS's spatial Silverman rule "
-             "0.9·min(SD, √(1/ln2)·Dm)·n^-0.2."),
+        "0.9·min(SD, √(1/ln2)·Dm)·n^-0.2.",
+    ),
     weight: str | None = typer.Option(None, "--weight", help="Numeric column to weight events by."),
     category: str | None = typer.Option(None, "--category", help="Only these categories (comma-separated)."),
     since: str | None = typer.Option(None, "--since", help="Only events on/after this date (YYYY-MM-DD)."),
@@ -95,8 +101,9 @@ def heatmap(
             weights = pd.to_numeric(events[weight], errors="coerce").to_numpy(np.float64)
             bad = ~np.isfinite(weights) | (weights < 0)
             if bad.any():
-                raise InputError(f"{int(bad.sum())} rows have a missing or negative weight",
-                                 file=input_path, field=weight)
+                raise InputError(
+                    f"{int(bad.sum())} rows have a missing or negative weight", file=input_path, field=weight
+                )
         x = events["x"].to_numpy(np.float64)
         y = events["y"].to_numpy(np.float64)
         if bandwidth_m.strip().lower() == "auto":
@@ -109,19 +116,34 @@ def heatmap(
                 raise InputError(f"not a number or 'auto': {bandwidth_m!r}", field="--bandwidth-m") from None
             rule = "user"
         prog.update(task, description="kernel density", advance=1)
-        dens, transform = kde_density(x, y, weights=weights, bandwidth_m=bw, cell_m=cell_m,
-                                      clip=plan.base_grids)
+        dens, transform = kde_density(
+            x, y, weights=weights, bandwidth_m=bw, cell_m=cell_m, clip=plan.base_grids
+        )
         prog.update(task, description="write", advance=1)
-        tags = {"bandwidth_m": f"{bw:.1f}", "bandwidth_rule": rule, "cell_m": f"{cell_m:g}",
-                "kernel": "gaussian (sigma = bandwidth_m)", "method": "linear binning + gaussian filter",
-                "events": len(events), "weight": weight or "", "category": category or "",
-                "since": since or "", "until": until or "", "plan_id": plan.meta.plan_id,
-                "source": input_path.name}
+        tags = {
+            "bandwidth_m": f"{bw:.1f}",
+            "bandwidth_rule": rule,
+            "cell_m": f"{cell_m:g}",
+            "kernel": "gaussian (sigma = bandwidth_m)",
+            "method": "linear binning + gaussian filter",
+            "events": len(events),
+            "weight": weight or "",
+            "category": category or "",
+            "since": since or "",
+            "until": until or "",
+            "plan_id": plan.meta.plan_id,
+            "source": input_path.name,
+        }
         write_cog(dens, out, transform, plan.base_grids.crs, tags=tags)
         png_path = None
         if png:
-            png_path = write_png(dens, out.with_suffix(".png"), transform, boundary=plan.base_grids,
-                                 title=f"热力图 {category or ''} (σ = {bw:.0f} m)")
+            png_path = write_png(
+                dens,
+                out.with_suffix(".png"),
+                transform,
+                boundary=plan.base_grids,
+                title=f"热力图 {category or ''} (σ = {bw:.0f} m)",
+            )
         prog.update(task, advance=1)
     t = Table(title="heatmap", show_header=False)
     t.add_row("rows read", f"{table.n_total:,}")
@@ -137,30 +159,48 @@ def heatmap(
 @app.command()
 @user_errors
 def hotspots(
-    input_path: Path = typer.Argument(..., metavar="INPUT.csv",
-                                      help="Located events (geocode output, or CSV with lon, lat)."),
+    input_path: Path = typer.Argument(
+        ..., metavar="INPUT.csv", help="Located events (geocode output, or CSV with lon, lat)."
+    ),
     plan_path: Path = typer.Option(..., "--plan", help="PLAN.gpkg with base grids."),
     out: Path = typer.Option(..., "--out", "-o", help="GeoPackage to write (HOT.gpkg)."),
-    by: str = typer.Option("grid", "--by", help="Areas: grid | h3 | community | town."),
+    by: str = typer.Option(
+        "auto",
+        "--by",
+        help="Areas: auto (H3 cells and neighbourhood chosen from the events, as ArcGIS's Optimized Hot Spot "
+        "Analysis; the per-grid share is written too) | grid | h3 | community | town.",
+    ),
     h3_res: int = typer.Option(9, "--h3-res", min=0, max=15, help="H3 resolution for --by h3."),
+    k_ring: int = typer.Option(
+        1, "--k-ring", min=1, max=6, help="H3 neighbourhood (cells within k steps) for --by h3."
+    ),
     time_step: str = typer.Option(
-        "month", "--time-step", help="Emerging hot spots step: week | month | quarter | none (skip)."),
-    permutations: int = typer.Option(999, "--permutations", min=0,
-                                     help="Permutations for gi_p_sim (0 = analytic only)."),
+        "month", "--time-step", help="Emerging hot spots step: week | month | quarter | none (skip)."
+    ),
+    permutations: int = typer.Option(
+        999, "--permutations", min=0, help="Permutations for gi_p_sim (0 = analytic only)."
+    ),
     distance_band_m: float | None = typer.Option(
-        None, "--distance-band-m", min=0.0,
-        help="Neighbours = areas with centroids within this distance (m), instead of contiguity/k-ring."),
+        None,
+        "--distance-band-m",
+        min=0.0,
+        help="Neighbours = areas with centroids within this distance (m), instead of contiguity/k-ring.",
+    ),
     value: str = typer.Option(
-        "auto", "--value",
-        help="Analysed value: auto (rate for grids, density for H3) | rate | density | count."),
+        "auto",
+        "--value",
+        help="Analysed value: auto (rate for grids, density for H3) | rate | density | count.",
+    ),
     inference: str = typer.Option(
-        "analytic", "--inference", help="p-value behind gi_bin: analytic (ArcGIS) | permutation."),
+        "analytic", "--inference", help="p-value behind gi_bin: analytic (ArcGIS) | permutation."
+    ),
     category: str | None = typer.Option(None, "--category", help="Only these categories (comma-separated)."),
     since: str | None = typer.Option(None, "--since", help="Only events on/after this date (YYYY-MM-DD)."),
     until: str | None = typer.Option(None, "--until", help="Only events on/before this date (YYYY-MM-DD)."),
     seed: int = typer.Option(0, "--seed", help="Permutation seed (same seed, same output)."),
     yoy_out: Path | None = typer.Option(
-        None, "--yoy-out", help="Also export the year-on-year table (.csv UTF-8 with BOM, or .xlsx)."),
+        None, "--yoy-out", help="Also export the year-on-year table (.csv UTF-8 with BOM, or .xlsx)."
+    ),
 ) -> None:
     """Getis-Ord Gi* hot spots (FDR bins), emerging hot spots and year-on-year change → HOT.gpkg.
 
@@ -170,18 +210,18 @@ def hotspots(
     yoy: level, code, name, category, year, count, count_prev, change_pct.
     """
     from gridplan.hotspots import (
-        analysis_units,
         emerging_hotspots,
+        grid_hotspot_share,
         hotspot_analysis,
         year_on_year,
     )
-    from gridplan.hotspots.aggregate import LEVELS, TIME_STEPS
-    from gridplan.hotspots.gistar import VALUES
+    from gridplan.hotspots.aggregate import LEVELS, TIME_STEPS, TimeStep
+    from gridplan.hotspots.gistar import VALUES, Value
     from gridplan.layers import write_layers, write_table
     from gridplan.plans import read_plan
 
-    if by not in LEVELS:
-        raise InputError(f"use one of {', '.join(LEVELS)}", field="--by")
+    if by not in (*LEVELS, "auto"):
+        raise InputError(f"use auto or one of {', '.join(LEVELS)}", field="--by")
     step = None if time_step.lower() in ("none", "") else time_step.lower()
     if step is not None and step not in TIME_STEPS:
         raise InputError(f"use one of {', '.join(TIME_STEPS)} or none", field="--time-step")
@@ -203,17 +243,33 @@ def hotspots(
 
         events = assign_events(events, plan)
         prog.update(task, description=f"{by} areas", advance=1)
-        units = analysis_units(plan, by, h3_res=h3_res)  # type: ignore[arg-type]
+        areas, choice = _choose_areas(events, plan, by, (h3_res, k_ring, distance_band_m), cats)
         prog.update(task, description="Gi*", advance=1)
-        hs = hotspot_analysis(events, plan, by=by, h3_res=h3_res, value=value, category=cats,  # type: ignore[arg-type]
-                              distance_band_m=distance_band_m, permutations=permutations, seed=seed,
-                              inference=inference, units=units)  # type: ignore[arg-type]
+        hs = hotspot_analysis(
+            events,
+            plan,
+            areas=areas,
+            value=cast(Value, value),
+            category=cats,
+            permutations=permutations,
+            seed=seed,
+            inference=cast(Literal["analytic", "permutation"], inference),
+        )
         prog.update(task, description="emerging hot spots", advance=1)
         layers: dict[str, Any] = {"hotspots": hs}
+        if choice is not None:
+            hs.attrs["optimized"] = choice.reason
+            layers["grid_hotspot_share"] = grid_hotspot_share(hs, plan.base_grids)
         em = None
         if step is not None:
-            em = emerging_hotspots(events, plan, by=by, h3_res=h3_res, time_step=step, value=value,  # type: ignore[arg-type]
-                                   category=cats, distance_band_m=distance_band_m, units=units)
+            em = emerging_hotspots(
+                events,
+                plan,
+                areas=areas,
+                time_step=cast(TimeStep, step),
+                value=cast(Value, value),
+                category=cats,
+            )
             layers["emerging"] = em
         prog.update(task, description="year on year", advance=1)
         yoy = year_on_year(events, plan, category=cats)
@@ -222,19 +278,68 @@ def hotspots(
         if yoy_out is not None:
             write_table(yoy, yoy_out)
         prog.update(task, advance=1)
-    n_outside = int(hs.attrs.get("n_outside", 0))
-    t = Table(title="hotspots", show_header=False)
-    t.add_row("rows read", f"{table.n_total:,}")
-    t.add_row("skipped (not located)", _skipped_note(table))
-    t.add_row("events analysed", f"{len(events) - n_outside:,}" + (f" ({n_outside:,} outside the plan)"
-                                                                   if n_outside else ""))
-    t.add_row("areas", f"{len(hs):,} {by} ({hs.attrs.get('neighbourhood')}, value {hs.attrs.get('value')})")
-    t.add_row("hot spots 99/95/90 %", " / ".join(str(int((hs['gi_bin'] == b).sum())) for b in (3, 2, 1)))
-    t.add_row("cold spots 99/95/90 %", " / ".join(str(int((hs['gi_bin'] == b).sum())) for b in (-3, -2, -1)))
-    if em is not None:
-        tally = em["pattern"].value_counts()
-        shown = ", ".join(f"{k} {v}" for k, v in tally.items() if k != "No Pattern Detected") or "none"
-        t.add_row(f"emerging ({len(em.attrs['periods'])} {step}s)", shown)
-    t.add_row("year-on-year rows", f"{len(yoy):,}")
-    t.add_row("written", str(out) + (f", {yoy_out}" if yoy_out else ""))
-    console.print(t)
+    summary = _Summary(table, events, hs, em, yoy, choice, step)
+    console.print(summary.table(areas, str(out) + (f", {yoy_out}" if yoy_out else "")))
+
+
+@dataclass(frozen=True)
+class _Summary:
+    """What ``gridplan hotspots`` ran on and found, as the table it prints."""
+
+    read: Any
+    events: Any
+    hs: Any
+    em: Any
+    yoy: Any
+    choice: Any
+    step: str | None
+
+    def table(self, areas: Any, written: str) -> Table:
+        table, events, hs, em, yoy, choice, step = (
+            self.read,
+            self.events,
+            self.hs,
+            self.em,
+            self.yoy,
+            self.choice,
+            self.step,
+        )
+        n_outside = int(hs.attrs.get("n_outside", 0))
+        t = Table(title="hotspots", show_header=False)
+        t.add_row("rows read", f"{table.n_total:,}")
+        t.add_row("skipped (not located)", _skipped_note(table))
+        t.add_row(
+            "events analysed",
+            f"{len(events) - n_outside:,}" + (f" ({n_outside:,} outside the plan)" if n_outside else ""),
+        )
+        how = f"{hs.attrs.get('neighbourhood')}, value {hs.attrs.get('value')}"
+        t.add_row("areas", f"{len(hs):,} {areas.by} ({how})")
+        if choice is not None:
+            t.add_row("chosen (--by auto)", choice.reason)
+        for label, bins in (("hot spots 99/95/90 %", (3, 2, 1)), ("cold spots 99/95/90 %", (-3, -2, -1))):
+            t.add_row(label, " / ".join(str(int((hs["gi_bin"] == b).sum())) for b in bins))
+        if em is not None:
+            tally = em["pattern"].value_counts()
+            shown = ", ".join(f"{k} {v}" for k, v in tally.items() if k != "No Pattern Detected") or "none"
+            t.add_row(f"emerging ({len(em.attrs['periods'])} {step}s)", shown)
+        t.add_row("year-on-year rows", f"{len(yoy):,}")
+        t.add_row("written", written)
+        return t
+
+
+def _choose_areas(
+    events: Any, plan: Any, by: str, h3: tuple[int, int, float | None], cats: Any
+) -> tuple[Any, Any]:
+    """Choose the areas: from the events for ``--by auto``, else as the flags say."""
+    from dataclasses import replace
+
+    from gridplan.hotspots import Areas, analysis_units, optimized_areas
+    from gridplan.hotspots.aggregate import Level
+
+    h3_res, k_ring, distance_band_m = h3
+    if by == "auto":
+        areas, choice = optimized_areas(events, plan, category=cats)
+        return replace(areas, distance_band_m=distance_band_m), choice
+    level = cast(Level, by)
+    units = analysis_units(plan, level, h3_res=h3_res)
+    return Areas(by=level, h3_res=h3_res, distance_band_m=distance_band_m, k_ring=k_ring, units=units), None

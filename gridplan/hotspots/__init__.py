@@ -5,13 +5,15 @@
 * :mod:`~gridplan.hotspots.gistar` — neighbourhoods, Getis-Ord Gi*, FDR bins: the ``hotspots`` layer;
 * :mod:`~gridplan.hotspots.emerging` — space-time Gi*, Mann-Kendall, the 17 ArcGIS pattern labels;
 * :mod:`~gridplan.hotspots.yoy` — year-on-year change tables;
-* :mod:`~gridplan.hotspots.kde` — KDE heatmap rasters (Cloud-Optimized GeoTIFF, PNG).
+* :mod:`~gridplan.hotspots.kde` — KDE heatmap rasters (Cloud-Optimized GeoTIFF, PNG);
+* :mod:`~gridplan.hotspots.optimize` — the optimized default: H3 cells and k-ring chosen from the data.
 """
 
-from gridplan.hotspots.aggregate import aggregate_events, analysis_units, assign_events, filter_events
+from gridplan.hotspots.aggregate import Areas, aggregate_events, analysis_units, assign_events, filter_events
 from gridplan.hotspots.emerging import (
     PATTERNS,
     PATTERNS_ZH,
+    TrendOptions,
     classify_pattern,
     classify_patterns,
     emerging_hotspots,
@@ -40,6 +42,7 @@ from gridplan.hotspots.kde import (
     write_cog,
     write_png,
 )
+from gridplan.hotspots.optimize import Choice, grid_hotspot_share, optimized_areas
 from gridplan.hotspots.yoy import ALL_CATEGORIES, year_on_year
 
 __all__ = [
@@ -48,6 +51,9 @@ __all__ = [
     "NODATA",
     "PATTERNS",
     "PATTERNS_ZH",
+    "Areas",
+    "Choice",
+    "TrendOptions",
     "aggregate_events",
     "analysis_units",
     "assign_events",
@@ -59,12 +65,14 @@ __all__ = [
     "filter_events",
     "gi_star",
     "gi_star_analytic",
+    "grid_hotspot_share",
     "hotspot_analysis",
     "kde_density",
     "kde_exact",
     "linear_bin",
     "mann_kendall",
     "neighbour_matrix",
+    "optimized_areas",
     "pattern_masks",
     "resolve_value",
     "silverman_bandwidth_m",

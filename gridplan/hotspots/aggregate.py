@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import geopandas as gpd
@@ -30,6 +31,33 @@ _FREQ = {"week": "W-SUN", "month": "M", "quarter": "Q", "year": "Y"}
 
 #: Category value of events without one.
 UNCATEGORISED = "未分类"
+
+@dataclass(frozen=True)
+class Areas:
+    """Which areas events are counted in, and who neighbours whom (Gi*, emerging hot spots).
+
+    Attributes
+    ----------
+    by
+        ``"grid"``, ``"community"``, ``"town"`` or ``"h3"`` (``"auto"`` is resolved to H3 by
+        :func:`gridplan.hotspots.optimize.optimized_areas` before analysis).
+    h3_res
+        H3 resolution when ``by="h3"`` (res 9 ≈ 0.105 km² per cell).
+    distance_band_m
+        Neighbours = areas whose centroids are within this distance (m), instead of contiguity.
+    k_ring
+        H3 neighbourhood: the cells within *k_ring* steps (1 = the 6 adjacent cells).
+    units
+        Pre-built :func:`analysis_units` (saves rebuilding H3 cells).
+
+    """
+
+    by: Level = "grid"
+    h3_res: int = 9
+    distance_band_m: float | None = None
+    k_ring: int = 1
+    units: gpd.GeoDataFrame | None = None
+
 
 def _base_grids(plan: Any) -> gpd.GeoDataFrame:
     """Return the base grids of a Plan (or a base_grids GeoDataFrame passed directly)."""

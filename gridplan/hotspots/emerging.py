@@ -55,6 +55,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import geopandas as gpd
@@ -63,7 +64,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from gridplan.errors import InputError
-from gridplan.hotspots.aggregate import Level, TimeStep, aggregate_events, analysis_units
+from gridplan.hotspots.aggregate import Areas, Level, TimeStep, aggregate_events, analysis_units
 from gridplan.hotspots.gistar import Value, fdr_bins, neighbour_matrix, resolve_value
 
 logger = logging.getLogger(__name__)
@@ -371,32 +372,12 @@ def space_time_gi(
     return z
 
 
-def emerging_hotspots(
-    events: Any,
-    plan: Any,
-    *,
-    by: Level = "grid",
-    h3_res: int = 9,
-    time_step: TimeStep = "month",
-    value: Value = "auto",
-    category: str | Sequence[str] | None = None,
-    distance_band_m: float | None = None,
-    time_window_steps: int = 0,
-    global_window: Literal["cube", "step"] = "cube",
-    trend_alpha: float = 0.05,
-    units: gpd.GeoDataFrame | None = None,
-) -> gpd.GeoDataFrame:
-    """Build the ``emerging`` layer: one feature per location with its pattern and Gi* trend.
+@dataclass(frozen=True)
+class TrendOptions:
+    """How emerging hot spots read the Gi* series of a location.
 
-    Parameters
+    Attributes
     ----------
-    events, plan, by, h3_res, category, distance_band_m, units
-        As :func:`gridplan.hotspots.hotspot_analysis`.
-    time_step
-        ``"week"``, ``"month"`` or ``"quarter"`` (``"year"`` works but gives few steps).
-    value
-        ``"auto"`` (default), ``"rate"``, ``"density"`` or ``"count"`` per bin, as in the hotspots
-        layer (:func:`gridplan.hotspots.resolve_value`).
     time_window_steps
         Previous steps in each bin's neighbourhood (:func:`space_time_gi`).  Default 0 (Gi* per
         step): ArcGIS's default of 1 gives the first step a window half as wide, which lowers its
@@ -408,6 +389,37 @@ def emerging_hotspots(
         removes city-wide trends and, with them, most local ones.
     trend_alpha
         Significance level of the Mann-Kendall trend.
+
+    """
+
+    time_window_steps: int = 0
+    global_window: Literal["cube", "step"] = "cube"
+    trend_alpha: float = 0.05
+
+
+def emerging_hotspots(
+    events: Any,
+    plan: Any,
+    *,
+    areas: Areas | None = None,
+    time_step: TimeStep = "month",
+    value: Value = "auto",
+    category: str | Sequence[str] | None = None,
+    trend: TrendOptions | None = None,
+) -> gpd.GeoDataFrame:
+    """Build the ``emerging`` layer: one feature per location with its pattern and Gi* trend.
+
+    Parameters
+    ----------
+    events, plan, areas, category
+        As :func:`gridplan.hotspots.hotspot_analysis`.
+    time_step
+        ``"week"``, ``"month"`` or ``"quarter"`` (``"year"`` works but gives few steps).
+    value
+        ``"auto"`` (default), ``"rate"``, ``"density"`` or ``"count"`` per bin, as in the hotspots
+        layer (:func:`gridplan.hotspots.resolve_value`).
+    trend
+        Space-time window, global window and trend significance (:class:`TrendOptions`).
 
     Returns
     -------
@@ -421,8 +433,11 @@ def emerging_hotspots(
 
     """
     t0 = time.perf_counter()
-    units, cube, periods = space_time_cube(events, plan, by=by, h3_res=h3_res, time_step=time_step,
-                                           category=category, units=units)
+    a, tr = areas or Areas(), trend or TrendOptions()
+    by = a.by
+    units, cube, periods = space_time_cube(
+        events, plan, by=by, h3_res=a.h3_res, time_step=time_step, category=category, units=a.units
+    )
     if cube.sum() == 0:
         raise InputError("no located, dated events fall inside the plan's grids")
     if len(periods) < 3:
@@ -442,14 +457,14 @@ def emerging_hotspots(
             vals = np.where(res > 0, cube * 1000.0 / res, 0.0)
     else:
         raise InputError(f"unknown analysis value {value!r}; use count, density or rate", field="value")
-    nb = neighbour_matrix(units, by=by, distance_band_m=distance_band_m)
-    z = space_time_gi(vals, nb, time_window_steps=time_window_steps, global_window=global_window)
+    nb = neighbour_matrix(units, by=by, distance_band_m=a.distance_band_m, k_ring=a.k_ring)
+    z = space_time_gi(vals, nb, time_window_steps=tr.time_window_steps, global_window=tr.global_window)
     from scipy.stats import norm
 
     p = np.minimum(1.0, 2.0 * norm.sf(np.abs(z)))
     bins = np.column_stack([fdr_bins(z[:, t], p[:, t]) for t in range(z.shape[1])]).astype(np.int8)
     tz, tp = mann_kendall(z)
-    labels = classify_patterns(bins, tz, tp, trend_alpha=trend_alpha)
+    labels = classify_patterns(bins, tz, tp, trend_alpha=tr.trend_alpha)
     keep = [c for c in units.columns if c != "geometry"]
     out = gpd.GeoDataFrame(units[keep].copy(), geometry=units.geometry.to_numpy(), crs=units.crs)
     out["pattern"] = labels

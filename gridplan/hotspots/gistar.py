@@ -15,7 +15,7 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 
 from gridplan.errors import InputError
-from gridplan.hotspots.aggregate import Level, aggregate_events
+from gridplan.hotspots.aggregate import Areas, Level, aggregate_events
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ CONTIGUITY_TOLERANCE_M = 0.5
 
 
 def _pairs(
-    units: gpd.GeoDataFrame, by: str, distance_band_m: float | None
+    units: gpd.GeoDataFrame, by: str, distance_band_m: float | None, k_ring: int = 1
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     if distance_band_m is not None:
         if not distance_band_m > 0:
@@ -54,7 +54,9 @@ def _pairs(
         ii: list[int] = []
         jj: list[int] = []
         for k, c in enumerate(units["h3"]):
-            for nb in h3.grid_ring(c, 1):
+            for nb in h3.grid_disk(c, k_ring) if k_ring > 1 else h3.grid_ring(c, 1):
+                if nb == c:
+                    continue
                 m = pos.get(nb)
                 if m is not None:
                     ii.append(k)
@@ -68,7 +70,7 @@ def _pairs(
 
 
 def spatial_weights(
-    units: gpd.GeoDataFrame, *, by: Level = "grid", distance_band_m: float | None = None
+    units: gpd.GeoDataFrame, *, by: Level = "grid", distance_band_m: float | None = None, k_ring: int = 1
 ) -> tuple[Any, NDArray[np.int64]]:
     """Binary neighbourhood graph of the areas (the area itself not included).
 
@@ -78,7 +80,9 @@ def spatial_weights(
         Areas from :func:`analysis_units` (an ``h3`` column selects the k-ring for ``by="h3"``).
     by
         Level of the areas: polygons use queen contiguity (shared edge or corner within 0.5 m),
-        ``"h3"`` the first k-ring (6 neighbours).
+        ``"h3"`` the cells within *k_ring* steps (6 neighbours for 1).
+    k_ring
+        H3 neighbourhood size (``by="h3"`` only).
     distance_band_m
         If set, neighbours are areas whose centroids lie within this distance (metres) instead.
 
@@ -92,7 +96,7 @@ def spatial_weights(
     from libpysal.graph import Graph
 
     n = len(units)
-    i, j = _pairs(units, by, distance_band_m)
+    i, j = _pairs(units, by, distance_band_m, k_ring)
     n_nb = np.bincount(i, minlength=n).astype(np.int64)
     isl = np.flatnonzero(n_nb == 0)
     focal = np.concatenate([i, isl])
@@ -108,12 +112,12 @@ def spatial_weights(
 
 
 def neighbour_matrix(
-    units: gpd.GeoDataFrame, *, by: Level = "grid", distance_band_m: float | None = None
+    units: gpd.GeoDataFrame, *, by: Level = "grid", distance_band_m: float | None = None, k_ring: int = 1
 ) -> Any:
     """Return the neighbourhood of :func:`spatial_weights` as an ``(n, n)`` CSR 0/1 matrix (no diagonal)."""
     from scipy import sparse
 
-    i, j = _pairs(units, by, distance_band_m)
+    i, j = _pairs(units, by, distance_band_m, k_ring)
     n = len(units)
     m = sparse.csr_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
     m.data[:] = 1.0
@@ -291,34 +295,40 @@ def _analysis_value(agg: pd.DataFrame, value: str) -> NDArray[np.float64]:
     return np.where(np.isfinite(v), v, 0.0)
 
 
+def neighbourhood_text(a: Areas) -> str:
+    """Say which neighbourhood *a* uses (for the summary and the output's attrs)."""
+    if a.distance_band_m:
+        return f"distance band {a.distance_band_m:g} m"
+    return f"H3 res {a.h3_res} k-ring {a.k_ring}" if a.by == "h3" else "queen contiguity"
+
+
 def hotspot_analysis(
     events: Any,
     plan: Any,
     *,
-    by: Level = "grid",
-    h3_res: int = 9,
+    areas: Areas | None = None,
     value: Value = "auto",
     category: str | Sequence[str] | None = None,
-    distance_band_m: float | None = None,
     permutations: int = 999,
     seed: int | None = 0,
     inference: Literal["analytic", "permutation"] = "analytic",
-    units: gpd.GeoDataFrame | None = None,
 ) -> gpd.GeoDataFrame:
     """Build the ``hotspots`` layer: one feature per grid/community/town/H3 cell with Gi* and its bin.
 
     Parameters
     ----------
-    events, plan, by, h3_res, category, units
+    events, plan, category
         As :func:`aggregate_events`.
+    areas
+        Areas and neighbourhood (:class:`~gridplan.hotspots.aggregate.Areas`; default: base grids,
+        queen contiguity).  :func:`gridplan.hotspots.optimize.optimized_areas` chooses H3 cells and
+        a k-ring from the events (the CLI's default ``--by auto``).
     value
         What Gi* analyses: ``"rate"`` (events per 1,000 residents; areas without residents count 0),
         ``"density"`` (events per km²), ``"count"``, or ``"auto"`` (default, :func:`resolve_value`:
         rate for grids/communities/towns, density for H3 cells).  Raw counts on grids of unequal
         size flag large grids for their size alone (3 % of grids at 99 % on a uniform control of
         the sample city, against 0 % for density and 1.6 % for rate).
-    distance_band_m
-        Fixed distance band (m) between centroids instead of contiguity / k-ring.
     permutations, seed, inference
         As :func:`gi_star`.
 
@@ -330,11 +340,13 @@ def hotspot_analysis(
 
     """
     t0 = time.perf_counter()
-    agg = aggregate_events(events, plan, by=by, h3_res=h3_res, category=category, units=units)
+    a = areas or Areas()
+    by, distance_band_m = a.by, a.distance_band_m
+    agg = aggregate_events(events, plan, by=by, h3_res=a.h3_res, category=category, units=a.units)
     if int(agg["count"].sum()) == 0:
         raise InputError("no located events fall inside the plan's grids")
     used = resolve_value(value, by, agg)
-    graph, n_nb = spatial_weights(agg, by=by, distance_band_m=distance_band_m)
+    graph, n_nb = spatial_weights(agg, by=by, distance_band_m=distance_band_m, k_ring=a.k_ring)
     gi = gi_star(_analysis_value(agg, used), graph, permutations=permutations, seed=seed, inference=inference)
     out = agg.copy()
     for col in gi.columns:
@@ -346,9 +358,7 @@ def hotspot_analysis(
             "value": used,
             "permutations": permutations,
             "inference": inference,
-            "neighbourhood": f"distance band {distance_band_m:g} m"
-            if distance_band_m
-            else ("H3 k-ring 1" if by == "h3" else "queen contiguity"),
+            "neighbourhood": neighbourhood_text(a),
             "n_outside": agg.attrs.get("n_outside", 0),
         }
     )

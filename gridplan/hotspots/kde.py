@@ -360,7 +360,6 @@ def write_cog(
     units: str = DENSITY_UNITS,
     tags: Mapping[str, Any] | None = None,
     blocksize: int = 512,
-    overview_resampling: str = "average",
 ) -> Path:
     """Write a single-band float32 Cloud-Optimized GeoTIFF atomically.
 
@@ -385,8 +384,6 @@ def write_cog(
         Extra dataset tags.
     blocksize
         Tile size in pixels.
-    overview_resampling
-        GDAL resampling for overviews (``average`` keeps densities comparable across zooms).
 
     Returns
     -------
@@ -414,7 +411,7 @@ def write_cog(
         "compress": "DEFLATE",
         "predictor": 3,
         "blocksize": blocksize,
-        "overview_resampling": overview_resampling.upper(),
+        "overview_resampling": "AVERAGE",  # densities: the mean of the cells below
         "BIGTIFF": "IF_SAFER",
     }
     with atomic_path(target) as tmp, rasterio.open(tmp, "w", **profile) as dst:
