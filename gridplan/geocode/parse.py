@@ -124,6 +124,30 @@ def _add_road_forms(rf: _Forms, road_names: set[str], taken: set[str]) -> None:
             rf.add(form, next(iter(canon)))
 
 
+#: First characters of road suffixes: a stem form (鸿福 for 鸿福路) followed by one is another road.
+_SUFFIX_STARTS = frozenset(suffix[0] for suffix in ("路", "街", "道", "巷", "大道", "大街", "大路"))
+
+
+class _RoadMatcher:
+    """Road forms of a vocabulary, where a bare stem counts only when no road suffix follows it.
+
+    ``鸿福116号`` is 鸿福路 116号; in ``鸿福东路`` or a typo'd ``康山路`` the stem 康山 (of 康山街) is
+    not the road: the text names a road of its own, for the fuzzy matcher.
+    """
+
+    def __init__(self, vocab: Vocabulary) -> None:
+        self.rx, self.roads = vocab._road_rx, vocab.roads
+
+    def match(self, text: str, pos: int = 0) -> re.Match[str] | None:
+        m = self.rx.match(text, pos)
+        if m is None:
+            return None
+        form, end = m.group(0), m.end()
+        if form not in self.roads.get(form, ()) and end < len(text) and text[end] in _SUFFIX_STARTS:
+            return None
+        return m
+
+
 def _split_house(key: str) -> tuple[str, str, str, str]:
     """Split a key at its house number: (text before, text after, house, building)."""
     m = _HOUSE_RE.search(key) or _BARE_HOUSE_RE.search(key)
@@ -240,7 +264,7 @@ class Vocabulary:
         """Parse one normalised key; see :func:`parse_addresses` for the fields."""
         head, tail, house, building = _split_house(key)
         extra = [tail] if tail else []
-        town_rx, comm_rx, road_rx = self._town_rx, self._comm_rx, self._road_rx
+        town_rx, comm_rx, road_rx = self._town_rx, self._comm_rx, _RoadMatcher(self)
         pos, town, comm, skipped = 0, "", "", ""
         mt, mc, mr = town_rx.match(head), comm_rx.match(head), road_rx.match(head)
         if mt is None and mc is None and mr is None and head:
