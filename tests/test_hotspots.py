@@ -409,6 +409,13 @@ def test_cli_heatmap_and_hotspots(located_csv: Path, small_plan: Path, tmp_path:
         assert ds.tags()["bandwidth_m"] == "300.0"
         assert ds.crs.to_epsg() == 4547
     assert heat.with_suffix(".png").exists()
+    import xml.etree.ElementTree as ET
+
+    qml = ET.parse(heat.with_suffix(".qml")).getroot()  # QGIS applies HEAT.qml on open: coloured
+    renderer = qml.find("pipe/rasterrenderer")
+    assert renderer is not None
+    assert (renderer.get("type"), renderer.get("band")) == ("singlebandpseudocolor", "1")
+    assert len(renderer.findall("rastershader/colorrampshader/item")) >= 3
     hot = tmp_path / "hot.gpkg"
     yoy = tmp_path / "yoy.xlsx"
     res = runner.invoke(app, ["hotspots", str(located_csv), "--plan", str(small_plan), "--out", str(hot),

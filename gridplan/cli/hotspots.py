@@ -11,6 +11,7 @@ from rich.table import Table
 
 from gridplan.cli._app import app, console, progress, user_errors
 from gridplan.errors import InputError
+from gridplan.layers.qgis_project import write_raster_style
 
 
 def _categories(value: str | None) -> list[str] | None:
@@ -135,6 +136,7 @@ def heatmap(
             "source": input_path.name,
         }
         write_cog(dens, out, transform, plan.base_grids.crs, tags=tags)
+        write_raster_style(out)  # HEAT.qml: QGIS opens the raster coloured
         png_path = None
         if png:
             png_path = write_png(

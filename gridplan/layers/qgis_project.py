@@ -25,7 +25,7 @@ from gridplan.layers.styles import STYLE_NAME, layer_style, style_qml
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ProjectLayer", "default_project_layers", "write_qgis_project"]
+__all__ = ["ProjectLayer", "default_project_layers", "write_qgis_project", "write_raster_style"]
 
 _HEAT_RAMP = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
 
@@ -160,6 +160,23 @@ def _heat_renderer(path: Path) -> ET.Element:
             label=f"{'≥ ' if i == len(_HEAT_RAMP) - 1 else ''}{v:.1f} 件/km²",
         )
     return pipe
+
+
+def write_raster_style(tif: str | os.PathLike[str]) -> Path:
+    """Write ``HEAT.qml`` beside ``HEAT.tif``: QGIS applies it on open, so the raster opens coloured.
+
+    The float band stays as it is for analysts; the sidecar is a single-band pseudocolour renderer
+    of band 1 (transparent at 0, the heat ramp up to the 99th percentile, events per km²).
+    """
+    path = Path(tif)
+    doc = ET.Element("qgis", version="3.28", styleCategories="AllStyleCategories")
+    doc.append(_heat_renderer(path))
+    head = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+    text = head + ET.tostring(doc, encoding="unicode")
+    out = path.with_suffix(".qml")
+    with atomic_path(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return out
 
 
 def _maplayer(item: ProjectLayer, lid: str, source: str, epsg: int) -> ET.Element:
