@@ -23,7 +23,6 @@ parts come from :mod:`gridplan.balance.graph` (shared with the rebalancer).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +32,7 @@ import pandas as pd
 import shapely
 
 from gridplan.balance.graph import UnitGraph, grid_components, unit_adjacency
+from gridplan.balance.proposal import band_qa
 from gridplan.errors import InputError
 from gridplan.hexindex import build_h3_index
 from gridplan.merge import crosswalk_from_units
@@ -322,7 +322,7 @@ class EditSession:
             crosswalk=crosswalk,
             dept_fit=fit,
             h3_cells=build_h3_index(grids, res=self.plan.meta.h3_res),
-            qa_issues=_band_qa(self.plan.qa_issues, grids, self.band),
+            qa_issues=band_qa(self.plan.qa_issues, grids, self.band),
         )
 
 
@@ -354,28 +354,3 @@ def grids_from_units(
     table["band_status"] = status
     table["band_reason"] = np.where(status == "ok", "", "edited by a planner").astype(object)
     return gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(shapes, crs=units.crs), crs=units.crs)
-
-
-def _band_qa(old_qa: pd.DataFrame, grids: gpd.GeoDataFrame, band: tuple[float, float]) -> gpd.GeoDataFrame:
-    """Keep the parent's QA rows about other layers; add one ``band`` row per grid off the band."""
-    keep = (
-        old_qa[old_qa["layer"].astype(str) != "base_grids"] if "layer" in old_qa.columns else old_qa.iloc[:0]
-    )
-    off = grids[grids["band_status"] != "ok"]
-    lo, hi = band
-    rows = gpd.GeoDataFrame(
-        {
-            "layer": "base_grids",
-            "feature_id": off["grid_code"].to_numpy(dtype=object),
-            "issue": "band",
-            "detail": [
-                f"{s}: {h} households outside {lo:.0f}-{hi:.0f}; edited by a planner"
-                for s, h in zip(off["band_status"], off["households"], strict=True)
-            ],
-        },
-        geometry=off.geometry.to_numpy(),
-        crs=grids.crs,
-    )
-    parts: Sequence[pd.DataFrame] = [p for p in (keep, rows) if len(p)]
-    out = pd.concat(parts, ignore_index=True) if parts else rows
-    return gpd.GeoDataFrame(out, geometry="geometry", crs=grids.crs)

@@ -98,7 +98,7 @@ def build_proposal_plan(
         crosswalk=cw,
         dept_fit=fit,
         h3_cells=h3_cells,
-        qa_issues=_band_qa(plan.qa_issues, bg, households_band),
+        qa_issues=band_qa(plan.qa_issues, bg, households_band),
     )
     return out, pp_before, pp_after
 
@@ -180,7 +180,7 @@ def _staff_columns(bg: gpd.GeoDataFrame, change: ProposalChange) -> tuple[gpd.Ge
     return bg, pp[np.argsort(pos)] if len(pos) == len(change.codes) else pp
 
 
-def _band_qa(qa: pd.DataFrame, bg: gpd.GeoDataFrame, band: tuple[float, float]) -> pd.DataFrame:
+def band_qa(qa: pd.DataFrame, bg: gpd.GeoDataFrame, band: tuple[float, float]) -> pd.DataFrame:
     """Drop the plan's old band QA rows and add one band row per grid off the band."""
     hmin, hmax = band
     if len(qa) and "issue" in qa:
