@@ -148,11 +148,22 @@ class _RoadMatcher:
         return m
 
 
+def _range_start(house: str) -> str:
+    """``112-114`` (a range of doors, the higher number second) → ``112``; ``23-1`` (a sub-number) stays.
+
+    >>> _range_start("112-114"), _range_start("23-1"), _range_start("7")
+    ('112', '23-1', '7')
+    """
+    a, sep, b = house.partition("-")
+    return a if sep and int(b) > int(a) else house
+
+
 def _split_house(key: str) -> tuple[str, str, str, str]:
     """Split a key at its house number: (text before, text after, house, building)."""
     m = _HOUSE_RE.search(key) or _BARE_HOUSE_RE.search(key)
     if m:
         head, tail, house = key[: m.start()], key[m.end() :], m.group(1)
+        house = _range_start(house)
     else:
         head, tail, house = key, "", ""
     building = ""
