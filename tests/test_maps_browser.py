@@ -256,7 +256,10 @@ def test_xss_payloads_show_as_text(browser: Any, published: dict[str, Any]) -> N
         texts = p.page.evaluate(
             """() => {
                 const m = window.gridplan.maps[0], out = [];
-                m.layers.cases.getLayers().filter(mk => String(mk.getPopup().getContent()).includes('alert'))
+                // case popups are built when opened: their content is a function of the marker
+                const text = mk => { const c = mk.getPopup().getContent();
+                                     return String(typeof c === 'function' ? c(mk) : c); };
+                m.layers.cases.getLayers().filter(mk => text(mk).includes('alert'))
                   .forEach(mk => {
                     mk.getPopup().setLatLng(mk.getLatLng()).openOn(m.map);
                     const els = document.querySelectorAll('.leaflet-popup-content');
