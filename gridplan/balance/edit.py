@@ -30,8 +30,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from scipy.sparse.csgraph import connected_components
 
-from gridplan.balance.graph import UnitGraph, grid_components, unit_adjacency
+from gridplan.balance.graph import UnitGraph, unit_adjacency
 from gridplan.balance.proposal import band_qa
 from gridplan.errors import InputError
 from gridplan.hexindex import build_h3_index
@@ -131,6 +132,16 @@ class Consequences:
         return not self.violations
 
 
+@dataclass(frozen=True)
+class _DeptIndex:
+    """One department's grids over the units: each unit's grid number (-1: none), names, members."""
+
+    codes: np.ndarray
+    names: list[str]
+    members: list[np.ndarray]
+    before: np.ndarray
+
+
 class EditSession:
     """A working copy of a plan's unit → grid assignment, edited operation by operation.
 
@@ -156,6 +167,8 @@ class EditSession:
         self._res = numeric_column(units, "residents")
         self._parent = text_column(units, "base_grid_code")
         self._graph: UnitGraph = unit_adjacency(self._geoms, np.zeros(len(units), dtype=np.int64))
+        self._adj = self._graph.matrix().tocsr()
+        self._dept_units = self._dept_index()
         self._history: list[np.ndarray] = [self._parent.copy()]
         self._cursor = 0
         self._codes_seen = set(self._parent) | set(text_column(plan.base_grids, "grid_code"))
@@ -242,7 +255,10 @@ class EditSession:
         now = self.assignment
         moved = np.flatnonzero(now != self._parent)
         affected = sorted(set(now[moved]) | set(self._parent[moved]) - {""})
-        grids = tuple(self._grid_state(g) for g in affected if (now == g).any())
+        # units of the affected grids in one hashed pass (not one scan of every unit per grid)
+        sel = np.flatnonzero(pd.Series(now).isin(affected).to_numpy())
+        members = {str(g): sel[pos] for g, pos in pd.Series(sel).groupby(now[sel]).indices.items()}
+        grids = tuple(self._grid_state(g, members[g]) for g in affected if g in members)
         unassigned = tuple(self._ids[now == ""])
         violations = [f"grid {s.grid_code}: {p}" for s in grids for p in s.problems]
         violations += [f"unit {u} is in no grid" for u in unassigned]
@@ -263,13 +279,13 @@ class EditSession:
             unassigned_units=unassigned,
         )
 
-    def _grid_state(self, grid: str) -> GridState:
-        idx = np.flatnonzero(self.assignment == grid)
+    def _grid_state(self, grid: str, idx: np.ndarray) -> GridState:
         hh, res = float(self._hh[idx].sum()), float(self._res[idx].sum())
         lo, hi = self.band
         comms = tuple(sorted(set(self._comm[idx])))
-        label = np.where(self.assignment == grid, 0, -1)
-        parts = int(grid_components(self._graph, label)[0]) if len(idx) else 0
+        # parts of the grid: components of the adjacency restricted to its own units (a few dozen),
+        # so an edit costs what the grids it touches hold, not what the city holds
+        parts = int(connected_components(self._adj[idx][:, idx], directed=False)[0]) if len(idx) else 0
         problems = []
         if len(comms) > 1:
             problems.append(f"spans {len(comms)} communities ({', '.join(comms)})")
@@ -278,21 +294,33 @@ class EditSession:
         status = "below" if hh < lo else "above" if hh > hi else "ok"
         return GridState(grid, hh, res, len(idx), status, comms, parts, tuple(problems))
 
-    def _newly_cut(self) -> tuple[tuple[str, str], ...]:
-        """Departmental grids whose units now lie in more base grids than in the parent plan."""
+    def _dept_index(self) -> dict[str, _DeptIndex]:
+        """Per department, the units of each departmental grid and its base-grid count in the parent."""
         units = self.plan.atomic_units
-        out: list[tuple[str, str]] = []
+        out: dict[str, _DeptIndex] = {}
         for dept in self.plan.meta.departments:
             col = f"{dept}_grid_id"
             if col not in units.columns:
                 continue
-            ids = text_column(units, col)
-            ok = ids != ""
-            before = pd.Series(self._parent[ok]).groupby(ids[ok]).nunique()
-            after = pd.Series(self.assignment[ok]).groupby(ids[ok]).nunique()
-            out += [
-                (dept, str(d)) for d in after.index[after.to_numpy() > before.reindex(after.index).to_numpy()]
-            ]
+            codes, names = pd.factorize(pd.Series(text_column(units, col)).replace("", None))
+            order = np.argsort(codes, kind="stable")
+            bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+            members = [order[bounds[k] : bounds[k + 1]] for k in range(len(names))]
+            before = np.array([len(set(self._parent[m])) for m in members], dtype=np.int64)
+            out[dept] = _DeptIndex(codes, [str(n) for n in names], members, before)
+        return out
+
+    def _newly_cut(self) -> tuple[tuple[str, str], ...]:
+        """Departmental grids whose units now lie in more base grids than in the parent plan.
+
+        Only departmental grids holding a moved unit can change, so only those are counted again.
+        """
+        moved = np.flatnonzero(self.assignment != self._parent)
+        out: list[tuple[str, str]] = []
+        for dept, d in self._dept_units.items():
+            for k in sorted(set(d.codes[moved].tolist()) - {-1}):
+                if len(set(self.assignment[d.members[k]])) > d.before[k]:
+                    out.append((dept, d.names[k]))
         return tuple(out)
 
     # ---- saving -------------------------------------------------------------------------------
