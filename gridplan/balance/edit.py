@@ -23,6 +23,7 @@ parts come from :mod:`gridplan.balance.graph` (shared with the rebalancer).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +132,31 @@ class Consequences:
         """True when the edited plan may be saved."""
         return not self.violations
 
+    def to_json(self, max_units: int = 1000) -> dict[str, Any]:
+        """Return the consequences as the API answers them (JSON types; *max_units* moves listed)."""
+        moved = self.moved_units.head(max_units)
+        return {
+            "legal": self.legal,
+            "violations": list(self.violations),
+            "households_moved": self.households_moved,
+            "units_moved": len(self.moved_units),
+            "grids": [
+                {**{k: getattr(g, k) for k in ("grid_code", "households", "residents", "units",
+                                                "band_status", "parts")},
+                 "communities": list(g.communities), "problems": list(g.problems)}
+                for g in self.grids
+            ],
+            "dept_grids_newly_cut": [
+                {"department": d, "dept_grid_id": i} for d, i in self.dept_grids_newly_cut
+            ],
+            "moved": [
+                {"unit_id": str(r.unit_id), "from_grid": str(r.from_grid), "to_grid": str(r.to_grid),
+                 "households": float(r.households)}
+                for r in moved.itertuples(index=False)
+            ],
+            "unassigned_units": list(self.unassigned_units),
+        }
+
 
 @dataclass(frozen=True)
 class _DeptIndex:
@@ -174,6 +200,18 @@ class EditSession:
         self._codes_seen = set(self._parent) | set(text_column(plan.base_grids, "grid_code"))
         params = plan.meta.params or {}
         self.band = (float(params.get("households_min", 300)), float(params.get("households_max", 500)))
+
+    def fresh(self) -> EditSession:
+        """Return a new session on the same parent plan, sharing its (immutable) adjacency and indexes.
+
+        Opening a session builds the unit adjacency (seconds on a city); a service keeps one
+        session a plan and hands each request a fresh copy of it.
+        """
+        new = copy.copy(self)
+        new._history = [self._parent.copy()]
+        new._cursor = 0
+        new._codes_seen = set(self._codes_seen)
+        return new
 
     # ---- the working assignment ---------------------------------------------------------------
     @property
