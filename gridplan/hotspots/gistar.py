@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gridplan.errors import InputError
 from gridplan.hotspots.aggregate import Areas, Level, aggregate_events
+from gridplan.hotspots.permute import esda_draws, larger_counts, p_sim_directed
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +195,24 @@ def _p_two_sided(z: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.minimum(1.0, 2.0 * norm.sf(np.abs(z)))
 
 
+def _p_sim(y: NDArray[np.float64], lg: Any, permutations: int, seed: int | None) -> NDArray[np.float64]:
+    """Return esda's conditional-permutation ``p_sim`` of *lg* (a ``G_Local`` without permutations).
+
+    The same draws and the same counts as ``esda.crand`` (:mod:`gridplan.hotspots.permute`), ~30×
+    faster than its site loop without numba.
+    """
+    adj = lg.w.sparse.tocsr(copy=True)
+    self_w = np.asarray(adj.diagonal(), dtype=np.float64)
+    adj.setdiag(0)
+    adj.eliminate_zeros()
+    card = np.diff(adj.indptr).astype(np.int64)
+    if seed is None:
+        seed = int(np.random.default_rng().integers(12345, 12345000))
+    draws = esda_draws(len(y), int(card.max()), permutations, int(seed))
+    larger = larger_counts(y, np.asarray(lg.Gs, dtype=np.float64), card, self_w, draws, float(y.sum()))
+    return p_sim_directed(larger, permutations)
+
+
 def gi_star(
     values: ArrayLike,
     graph: Any,
@@ -204,6 +223,11 @@ def gi_star(
     fdr: bool = True,
 ) -> pd.DataFrame:
     """Getis-Ord Gi* of *values* on *graph* through ``esda.G_Local``, with ArcGIS-style bins.
+
+    ``gi_z`` is esda's; ``gi_p_sim`` is esda's conditional-permutation p-value (its default
+    directed test, doubled to two-sided), reproduced draw for draw by vectorised counting
+    (:mod:`gridplan.hotspots.permute`): identical to ``esda.G_Local(..., seed=seed, n_jobs=1)``
+    without numba, ~1 s instead of ~35 s at 168 k H3 cells.
 
     Parameters
     ----------
@@ -249,22 +273,13 @@ def gi_star(
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        lg = esda.G_Local(
-            y,
-            graph,
-            transform="B",
-            star=True,
-            permutations=int(permutations),
-            seed=seed,
-            n_jobs=1,
-            keep_simulations=False,
-        )
+        lg = esda.G_Local(y, graph, transform="B", star=True, permutations=0)
     z = np.asarray(lg.Zs, dtype=np.float64)
     z = np.where(np.isfinite(z), z, 0.0)
     p = _p_two_sided(z)
     p_sim = np.full(n, np.nan)
     if permutations:
-        p_sim = np.minimum(1.0, 2.0 * np.asarray(lg.p_sim, dtype=np.float64))
+        p_sim = np.minimum(1.0, 2.0 * _p_sim(y, lg, int(permutations), seed))
     bins = fdr_bins(z, p if inference == "analytic" else p_sim, fdr=fdr)
     return pd.DataFrame({"gi_z": z, "gi_p": p, "gi_p_sim": p_sim, "gi_bin": bins})
 
