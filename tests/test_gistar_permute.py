@@ -92,3 +92,20 @@ def test_seeded_and_unseeded() -> None:
     assert a.equals(b)
     assert c.between(0.0199, 1.0).all()
     assert np.corrcoef(a, c)[0, 1] > 0.8
+
+
+@pytest.mark.parametrize("k_ring", [1, 2, 3])
+def test_h3_neighbours_are_the_k_ring(k_ring: int) -> None:
+    """The integer-H3 neighbour search gives exactly the cells within k steps that are present."""
+    units = _h3_units(k_ring, drop=0.3, seed=9)
+    cells = units["h3"].tolist()
+    pos = {c: i for i, c in enumerate(cells)}
+    want = {(a, pos[nb]) for a, c in enumerate(cells) for nb in h3.grid_disk(c, k_ring)
+            if nb != c and nb in pos}
+    graph, n_nb = spatial_weights(units, by="h3", k_ring=k_ring)
+    adj = graph.sparse.tocsr()
+    adj.setdiag(0)
+    adj.eliminate_zeros()
+    got = set(zip(*(v.tolist() for v in adj.nonzero()), strict=True))
+    assert got == want
+    np.testing.assert_array_equal(n_nb, np.bincount([a for a, _ in want], minlength=len(cells)))

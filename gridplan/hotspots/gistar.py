@@ -32,6 +32,26 @@ BIN_LEVELS: tuple[tuple[float, int], ...] = ((0.10, 1), (0.05, 2), (0.01, 3))
 CONTIGUITY_TOLERANCE_M = 0.5
 
 
+def _h3_pairs(cells: list[str], k_ring: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(i, j) for cells *j* within *k_ring* steps of cell *i* among *cells* (integer H3, one search)."""
+    import itertools
+
+    import h3
+    import h3.api.basic_int as h3i
+
+    n = len(cells)
+    codes = np.fromiter(map(h3.str_to_int, cells), dtype=np.uint64, count=n)
+    near = h3i.grid_ring if k_ring <= 1 else h3i.grid_disk
+    rings = [near(c, max(k_ring, 1)) for c in codes.tolist()]
+    lens = np.fromiter(map(len, rings), dtype=np.int64, count=n)
+    flat = np.fromiter(itertools.chain.from_iterable(rings), dtype=np.uint64, count=int(lens.sum()))
+    i = np.repeat(np.arange(n, dtype=np.int64), lens)
+    order = np.argsort(codes, kind="stable")
+    pos = np.minimum(np.searchsorted(codes[order], flat), max(n - 1, 0))
+    hit = (codes[order][pos] == flat) & (flat != codes[i])
+    return i[hit], order[pos[hit]].astype(np.int64)
+
+
 def _pairs(
     units: gpd.GeoDataFrame, by: str, distance_band_m: float | None, k_ring: int = 1
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -49,20 +69,7 @@ def _pairs(
         j = np.concatenate([pr[:, 1], pr[:, 0]]) if len(pr) else np.zeros(0, np.int64)
         return i.astype(np.int64), j.astype(np.int64)
     if by == "h3" and "h3" in units.columns:
-        import h3
-
-        pos = {c: k for k, c in enumerate(units["h3"])}
-        ii: list[int] = []
-        jj: list[int] = []
-        for k, c in enumerate(units["h3"]):
-            for nb in h3.grid_disk(c, k_ring) if k_ring > 1 else h3.grid_ring(c, 1):
-                if nb == c:
-                    continue
-                m = pos.get(nb)
-                if m is not None:
-                    ii.append(k)
-                    jj.append(m)
-        return np.asarray(ii, dtype=np.int64), np.asarray(jj, dtype=np.int64)
+        return _h3_pairs(units["h3"].astype(str).tolist(), k_ring)
     geoms = units.geometry.to_numpy()
     tree = shapely.STRtree(geoms)
     i, j = tree.query(geoms, predicate="dwithin", distance=CONTIGUITY_TOLERANCE_M)
