@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         "data. Sections re-run alone (`--only`) carry their own date, commit and load. Rows measured "
         "over repeated runs give min / median of the runs and the load average around them, and say "
         "whether they are **steady** or **noise-bound** (runs spread > 20 % or load above the cores); "
-        "their ratios are recorded in `RESULTS.json` for `python -m benchmarks --check`.\n"
+        "their ratios are recorded in `RESULTS.json` for `python -m benchmarks --check`. Rows without "
+        "min / median are single runs: on this shared 2-core machine treat them as noise-bound.\n"
     )
     body = "\n".join(sections[k] for k in sorted(sections))
     (HERE / "RESULTS.md").write_text(header + "\n" + body)
