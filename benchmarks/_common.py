@@ -99,3 +99,123 @@ def city_plan(scale: str = "city", seed: int = 0) -> Path:
 
             write_plan(merge_layers(read_layers(folder / "layers.gpkg")), path)
     return path
+
+
+# ---- repeated figures: min and median of ≥ 3 runs, the load average beside each ----------------
+
+#: Runs per figure (``python -m benchmarks --runs N`` changes it for the whole run).
+RUNS = 3
+
+#: A figure is *noise-bound* when its runs spread by more than this (max / min − 1) …
+NOISE_SPREAD = 0.20
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average (the 2 cores are shared: say it beside every figure)."""
+    return os.getloadavg()[0]
+
+
+def commit() -> str:
+    """Short commit of the benchmarked tree, ``+dirty`` when tracked files differ from it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+@dataclass
+class Runs:
+    """Wall seconds of repeated runs of one figure, with the load average before and after each."""
+
+    seconds: list[float] = field(default_factory=list)
+    loads: list[tuple[float, float]] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    @property
+    def min(self) -> float:
+        """Fastest run (the least disturbed by other work on the shared cores)."""
+        return min(self.seconds)
+
+    @property
+    def median(self) -> float:
+        """Median run."""
+        import statistics
+
+        return float(statistics.median(self.seconds))
+
+    @property
+    def spread(self) -> float:
+        """Slowest / fastest − 1."""
+        return max(self.seconds) / max(self.min, 1e-12) - 1.0
+
+    @property
+    def load_range(self) -> tuple[float, float]:
+        """Lowest and highest load average seen before/after the runs."""
+        flat = [v for pair in self.loads for v in pair]
+        return min(flat), max(flat)
+
+    def noise_bound(self) -> bool:
+        """Runs spread > :data:`NOISE_SPREAD`, or the load exceeded the cores during a run."""
+        return self.spread > NOISE_SPREAD or self.load_range[1] > cpu_count()
+
+    def text(self, fmt: Callable[[float], str]) -> str:
+        """``min (median, n runs, load a–b)`` for a table cell."""
+        lo, hi = self.load_range
+        return (f"{fmt(self.min)} min / {fmt(self.median)} median of {len(self.seconds)} "
+                f"(load {lo:.1f}–{hi:.1f})")
+
+
+def run_once(fn: Callable[[], Any], runs: Runs) -> Any:
+    """Run *fn*, appending its wall/CPU seconds and the load average around it to *runs*."""
+    before = load_average()
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    out = fn()
+    runs.seconds.append(time.perf_counter() - t0)
+    runs.cpu.append(time.process_time() - cpu0)
+    runs.loads.append((before, load_average()))
+    return out
+
+
+def paired(ours: Callable[[], Any], anchor: Callable[[], Any], n: int | None = None
+           ) -> tuple[Runs, Runs, float, Any, Any]:
+    """Ours and the anchor back to back, *n* times (default :data:`RUNS`), interleaved.
+
+    Returns both :class:`Runs`, the median of the per-pair speed-ups (anchor / ours: each pair ran
+    under nearly the same load, so this ratio is steadier than either time) and the last results.
+    """
+    import statistics
+
+    ro, ra = Runs(), Runs()
+    res_o = res_a = None
+    for _ in range(n or RUNS):
+        res_o = run_once(ours, ro)
+        res_a = run_once(anchor, ra)
+    ratios = [a / max(o, 1e-12) for o, a in zip(ro.seconds, ra.seconds, strict=True)]
+    return ro, ra, float(statistics.median(ratios)), res_o, res_a
+
+
+def repeated(fn: Callable[[], Any], n: int | None = None) -> tuple[Runs, Any]:
+    """*fn* run *n* times (default :data:`RUNS`); its :class:`Runs` and last result."""
+    r = Runs()
+    out = None
+    for _ in range(n or RUNS):
+        out = run_once(fn, r)
+    return r, out
+
+
+def noise_text(*runs: Runs) -> str:
+    """``noise-bound: …`` when any of *runs* is (:meth:`Runs.noise_bound`), else ``steady``."""
+    bad = [r for r in runs if r.noise_bound()]
+    if not bad:
+        return "steady (runs within 20 %, load ≤ cores)"
+    worst = max(bad, key=lambda r: r.spread)
+    peak = max(r.load_range[1] for r in runs)
+    return f"noise-bound (runs spread {worst.spread:.0%}, load up to {peak:.1f} on {cpu_count()} cores)"

@@ -5,7 +5,8 @@ Gaussian σ = 300 m, clipped to the city boundary.  scipy's ``gaussian_kde`` and
 ``KernelDensity`` (rtol 1e-4) are O(points × cells): they are timed on a subsample of cells and
 **extrapolated** linearly to the full raster (said in the notes).  Our accuracy is measured against
 the exact Gaussian sum (all points within 5 σ) at 2,000 random cells above 1 % of the maximum.
-Gi*: ``esda.G_Local(star=True, transform="B")`` with 999 permutations, and the analytic z alone.
+Gi* on the base grids: ``gi_star`` with 999 permutations vs the analytic z alone; Gi* at H3 city
+scale beside esda's own ``G_Local`` is the ``gistar`` section.
 """
 
 from __future__ import annotations
@@ -142,11 +143,8 @@ def _grid_polygons(x: np.ndarray, y: np.ndarray, city: Any, n: int, scale: str) 
 
 
 def _gi_rows(x: np.ndarray, y: np.ndarray, city: Any, scale: str) -> list[dict[str, str]]:
-    import geopandas as gpd
-    import h3
     import shapely
 
-    from gridplan.crs import get_transformer
     from gridplan.hotspots import gi_star, gi_star_analytic, neighbour_matrix, spatial_weights
 
     out = []
@@ -175,30 +173,6 @@ def _gi_rows(x: np.ndarray, y: np.ndarray, city: Any, scale: str) -> list[dict[s
                          f"numpy analytic z "
                          f"{analytic * 1000:.1f} ms (Anchor figure: esda 0.6 s on 3,000 polygons)"})
 
-    # ~100,000 H3 res-10 cells: the cells holding at least one case
-    lon, lat = get_transformer(4547, 4490).transform(x, y)
-    cells_all = np.fromiter(map(h3.latlng_to_cell, lat.tolist(), lon.tolist(), [10] * len(x)),
-                            dtype=object, count=len(x))
-    uniq, inv = np.unique(cells_all, return_inverse=True)
-    counts_h3 = np.bincount(inv).astype(float)
-    units = gpd.GeoDataFrame({"h3": uniq, "code": uniq}, geometry=[None] * len(uniq), crs=4547)
-    t0 = time.perf_counter()
-    graph_h3, n_nb = spatial_weights(units, by="h3")
-    w_s = time.perf_counter() - t0
-    base = _rss_mib()
-    cpu0 = time.process_time()
-    with measure() as mh:
-        gi_star(counts_h3, graph_h3, permutations=999, seed=0)
-    cpu = time.process_time() - cpu0
-    with measure() as mh0:
-        gi_star(counts_h3, graph_h3, permutations=0)
-    out.append({"task": f"Gi* on {len(uniq):,} H3 res-10 cells, 999 permutations", "ours": _fmt_s(mh.seconds),
-                "anchor_name": "analytic only (esda, no permutations)", "anchor": _fmt_s(mh0.seconds),
-                "ratio": f"{mh.seconds / max(mh0.seconds, 1e-9):.0f}",
-                "notes": f"cells with ≥ 1 of 1 M cases; k-ring(1) weights built in {w_s:.1f} s (mean "
-                         f"{n_nb.mean():.1f} neighbours); CPU {cpu:.1f} s; +{mh.peak_mib - base:,.0f} MiB; "
-                         "keep_simulations"
-                         "=False, n_jobs=1 (Anchor figure: 39 s and 4.5 GiB on 168,000 cells)"})
     return out
 
 

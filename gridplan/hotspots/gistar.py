@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gridplan.errors import InputError
 from gridplan.hotspots.aggregate import Areas, Level, aggregate_events
+from gridplan.hotspots.permute import esda_draws, larger_counts, p_sim_directed
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,26 @@ BIN_LEVELS: tuple[tuple[float, int], ...] = ((0.10, 1), (0.05, 2), (0.01, 3))
 
 #: Tolerance (m) for two polygons to count as neighbours (hand-drawn edges rarely match exactly).
 CONTIGUITY_TOLERANCE_M = 0.5
+
+
+def _h3_pairs(cells: list[str], k_ring: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(i, j) for cells *j* within *k_ring* steps of cell *i* among *cells* (integer H3, one search)."""
+    import itertools
+
+    import h3
+    import h3.api.basic_int as h3i
+
+    n = len(cells)
+    codes = np.fromiter(map(h3.str_to_int, cells), dtype=np.uint64, count=n)
+    near = h3i.grid_ring if k_ring <= 1 else h3i.grid_disk
+    rings = [near(c, max(k_ring, 1)) for c in codes.tolist()]
+    lens = np.fromiter(map(len, rings), dtype=np.int64, count=n)
+    flat = np.fromiter(itertools.chain.from_iterable(rings), dtype=np.uint64, count=int(lens.sum()))
+    i = np.repeat(np.arange(n, dtype=np.int64), lens)
+    order = np.argsort(codes, kind="stable")
+    pos = np.minimum(np.searchsorted(codes[order], flat), max(n - 1, 0))
+    hit = (codes[order][pos] == flat) & (flat != codes[i])
+    return i[hit], order[pos[hit]].astype(np.int64)
 
 
 def _pairs(
@@ -48,20 +69,7 @@ def _pairs(
         j = np.concatenate([pr[:, 1], pr[:, 0]]) if len(pr) else np.zeros(0, np.int64)
         return i.astype(np.int64), j.astype(np.int64)
     if by == "h3" and "h3" in units.columns:
-        import h3
-
-        pos = {c: k for k, c in enumerate(units["h3"])}
-        ii: list[int] = []
-        jj: list[int] = []
-        for k, c in enumerate(units["h3"]):
-            for nb in h3.grid_disk(c, k_ring) if k_ring > 1 else h3.grid_ring(c, 1):
-                if nb == c:
-                    continue
-                m = pos.get(nb)
-                if m is not None:
-                    ii.append(k)
-                    jj.append(m)
-        return np.asarray(ii, dtype=np.int64), np.asarray(jj, dtype=np.int64)
+        return _h3_pairs(units["h3"].astype(str).tolist(), k_ring)
     geoms = units.geometry.to_numpy()
     tree = shapely.STRtree(geoms)
     i, j = tree.query(geoms, predicate="dwithin", distance=CONTIGUITY_TOLERANCE_M)
@@ -194,6 +202,24 @@ def _p_two_sided(z: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.minimum(1.0, 2.0 * norm.sf(np.abs(z)))
 
 
+def _p_sim(y: NDArray[np.float64], lg: Any, permutations: int, seed: int | None) -> NDArray[np.float64]:
+    """Return esda's conditional-permutation ``p_sim`` of *lg* (a ``G_Local`` without permutations).
+
+    The same draws and the same counts as ``esda.crand`` (:mod:`gridplan.hotspots.permute`), ~30×
+    faster than its site loop without numba.
+    """
+    adj = lg.w.sparse.tocsr(copy=True)
+    self_w = np.asarray(adj.diagonal(), dtype=np.float64)
+    adj.setdiag(0)
+    adj.eliminate_zeros()
+    card = np.diff(adj.indptr).astype(np.int64)
+    if seed is None:
+        seed = int(np.random.default_rng().integers(12345, 12345000))
+    draws = esda_draws(len(y), int(card.max()), permutations, int(seed))
+    larger = larger_counts(y, np.asarray(lg.Gs, dtype=np.float64), card, self_w, draws, float(y.sum()))
+    return p_sim_directed(larger, permutations)
+
+
 def gi_star(
     values: ArrayLike,
     graph: Any,
@@ -204,6 +230,11 @@ def gi_star(
     fdr: bool = True,
 ) -> pd.DataFrame:
     """Getis-Ord Gi* of *values* on *graph* through ``esda.G_Local``, with ArcGIS-style bins.
+
+    ``gi_z`` is esda's; ``gi_p_sim`` is esda's conditional-permutation p-value (its default
+    directed test, doubled to two-sided), reproduced draw for draw by vectorised counting
+    (:mod:`gridplan.hotspots.permute`): identical to ``esda.G_Local(..., seed=seed, n_jobs=1)``
+    without numba, ~1 s instead of ~35 s at 168 k H3 cells.
 
     Parameters
     ----------
@@ -249,22 +280,13 @@ def gi_star(
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        lg = esda.G_Local(
-            y,
-            graph,
-            transform="B",
-            star=True,
-            permutations=int(permutations),
-            seed=seed,
-            n_jobs=1,
-            keep_simulations=False,
-        )
+        lg = esda.G_Local(y, graph, transform="B", star=True, permutations=0)
     z = np.asarray(lg.Zs, dtype=np.float64)
     z = np.where(np.isfinite(z), z, 0.0)
     p = _p_two_sided(z)
     p_sim = np.full(n, np.nan)
     if permutations:
-        p_sim = np.minimum(1.0, 2.0 * np.asarray(lg.p_sim, dtype=np.float64))
+        p_sim = np.minimum(1.0, 2.0 * _p_sim(y, lg, int(permutations), seed))
     bins = fdr_bins(z, p if inference == "analytic" else p_sim, fdr=fdr)
     return pd.DataFrame({"gi_z": z, "gi_p": p, "gi_p_sim": p_sim, "gi_bin": bins})
 
