@@ -30,7 +30,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from gridplan.api.auth import TokenVerifier, create_user_token
 from gridplan.api.jobs import JobRunner
 from gridplan.api.middleware import BodyLimit, SecurityHeaders, csp_for
-from gridplan.api.routes import admin, edits, jobs, maps, plans, session, uploads
+from gridplan.api.routes import admin, editor, edits, jobs, maps, plans, session, uploads
 from gridplan.api.service import Service
 from gridplan.api.uploads import UploadLimits
 from gridplan.errors import GridplanError, http_status_for
@@ -46,7 +46,8 @@ __all__ = ["PUBLIC_PATHS", "Service", "create_app", "create_user_token"]
 PUBLIC_PATHS = frozenset({"/health", "/login", "/docs", "/openapi.json", "/docs/oauth2-redirect"})
 #: The routers, in the order their routes are matched and listed in ``/openapi.json``.
 ROUTERS = (
-    session.router, admin.router, plans.router, edits.router, uploads.router, jobs.router, maps.router
+    session.router, admin.router, plans.router, edits.router, editor.router, uploads.router, jobs.router,
+    maps.router,
 )
 
 _FALLBACK_DOCS = """<!doctype html><html><head><meta charset="utf-8"><title>gridplan API</title></head>

@@ -51,6 +51,21 @@ def _session(service: Service, plan_id: str) -> EditSession:
     return base.fresh()
 
 
+def _in_plan_crs(session: EditSession, obj: dict[str, Any]) -> dict[str, Any]:
+    """Bring a split line drawn on a web map (``"line_crs": "EPSG:4326"``) to the plan's CRS."""
+    crs = obj.get("line_crs")
+    if obj.get("op") != "split" or crs is None:
+        return obj
+    from pyproj import CRS, Transformer
+
+    try:
+        tr = Transformer.from_crs(CRS.from_user_input(crs), session.plan.atomic_units.crs, always_xy=True)
+        line = [list(tr.transform(float(x), float(y))) for x, y in obj["line"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"split line in {crs!r} cannot be read ({exc})", field="line") from None
+    return {**obj, "line": line}
+
+
 def _apply(session: EditSession, operations: list[dict[str, Any]]) -> Consequences:
     if not isinstance(operations, list) or not operations:
         raise InputError("send a non-empty list of operations", field="operations")
@@ -59,7 +74,7 @@ def _apply(session: EditSession, operations: list[dict[str, Any]]) -> Consequenc
         if not isinstance(obj, dict):
             raise InputError("each operation is an object with an 'op' field", field=f"operations[{k}]")
         try:
-            result = session.apply(operation_from_json(obj))
+            result = session.apply(operation_from_json(_in_plan_crs(session, obj)))
         except InputError as exc:
             raise InputError(f"operation {k + 1}: {exc.reason}", field=exc.field) from None
     return result
