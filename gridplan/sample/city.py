@@ -213,7 +213,7 @@ def build_sample(*, scale: Scale = "small", seed: int = 0, variant: str = "base"
     roads_t, b, frames = _streets_and_buildings(spec, towns, town_geoms, centres, seeds_of, r)
     b, keep_whole = variants.before_locate(var, b, frames, town_geoms, comm_geoms, vr)
     b = _locate(b, comm_geoms, roads_t)
-    b, roads_t, zones = variants.after_locate(var, b, comm, city, roads_t, vr)
+    b, roads_t, zones = variants.after_locate(var, b, comm, city, roads_t, keep_whole, vr)
     pop = _population(spec, len(b), r[3])
     variants.adjust_population(var, b, pop, vr, zones)
     addr = _addresses(b, comm, towns)

@@ -218,7 +218,7 @@ class Spot:
     """A planted hotspot of a generated variant: its category, trend, radius and share of the events.
 
     Trends: ``rising`` / ``falling`` / ``steady`` (year shares as the base sample's), ``new``
-    (every event in the final month) and ``sporadic`` (every third month, the final one included).
+    (every event in the final month) and ``sporadic`` (every other quarter, and the final one).
     """
 
     category: str
@@ -237,8 +237,9 @@ def month_weights(trend: str) -> NDArray[np.float64]:
     w = np.zeros(MONTHS)
     if trend == "new":
         w[-1] = 1.0
-    elif trend == "sporadic":
-        w[MONTHS - 1::-3] = 1.0
+    elif trend == "sporadic":  # on in every other quarter and the last one: sporadic by month or quarter
+        quarter = np.arange(MONTHS) // 3
+        w[(quarter % 2 == 0) | (quarter == quarter[-1])] = 1.0
     else:
         raise ValueError(f"unknown trend {trend!r}")
     return w / w.sum()

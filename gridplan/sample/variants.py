@@ -177,7 +177,7 @@ def _compound_blocks(k: int, b: pd.DataFrame, frames: list[geo.TownFrame], comm_
 
 
 def after_locate(var: Variant, b: pd.DataFrame, comm: pd.DataFrame, city: shapely.Geometry,
-                 roads_t: pd.DataFrame, rng: np.random.Generator,
+                 roads_t: pd.DataFrame, compounds: np.ndarray, rng: np.random.Generator,
                  ) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
     """Villages and the industrial belt on the located buildings; return (buildings, roads, zones)."""
     zones: list[dict[str, Any]] = []
@@ -188,7 +188,8 @@ def after_locate(var: Variant, b: pd.DataFrame, comm: pd.DataFrame, city: shapel
         for k in sorted(set(b.loc[b["zone"] == "compound", "zone_id"])):
             rows = b[(b["zone"] == "compound") & (b["zone_id"] == k)]
             zones.append({"kind": "compound", "id": f"CP{k + 1:02d}",
-                          "community_code": str(comm["community_code"].iat[int(rows["comm"].mode().iat[0])])})
+                          "community_code": str(comm["community_code"].iat[int(rows["comm"].mode().iat[0])]),
+                          "geometry": shapely.to_wkt(compounds[int(k)], rounding_precision=3)})
     for v in range(var.villages):
         got = _village(v, b, comm, roads_t, rng)
         if got is None:
@@ -265,10 +266,11 @@ def _village_layout(v: int, c: int, centre: tuple[float, float], radius: float, 
         "half": rng.uniform(3.4, 4.0, len(df)),
     })
     lines = []
-    clip = shapely.intersection(shapely.buffer(shapely.Point(centre), radius), comm["geometry"].iat[c])
+    # the lanes reach to where the old buildings were cleared, so every row faces its lane
+    clip = shapely.intersection(shapely.buffer(shapely.Point(centre), radius + 12.0), comm["geometry"].iat[c])
     for k in used:
-        u = np.arange(-radius - 10.0, radius + 10.0, 5.0)
-        w = k * LANE_M + 2.5 * np.sin(u / 23.0 + float(rng.uniform(0, 2 * np.pi)))
+        u = np.arange(-radius - 15.0, radius + 15.0, 3.0)
+        w = k * LANE_M + 2.5 * np.sin(u / 9.0 + float(rng.uniform(0, 2 * np.pi)))
         xy = np.c_[centre[0] + u * cos - w * sin, centre[1] + u * sin + w * cos]
         line = shapely.linestrings(np.round(xy, 3))
         lines.append({"orient": 1, "index": 200_000 + v * 1_000 + int(k - used.min()),
