@@ -32,6 +32,31 @@ def small_plan(small_city: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 @pytest.fixture(scope="session")
+def variant_city(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Build (once per session) a generated variant of the sample city and its merged plan.
+
+    ``variant_city("compounds")`` → folder with layers.gpkg, cases/hazards CSVs, truth, manifest
+    (``gridplan sample --variant``, small scale, seed 0) and plan.gpkg (default merge).
+    """
+    from gridplan.layers import read_layers
+    from gridplan.merge import merge_layers
+    from gridplan.plans import write_plan
+    from gridplan.sample import write_sample
+
+    built: dict[str, Path] = {}
+
+    def build(name: str) -> Path:
+        if name not in built:
+            out = tmp_path_factory.mktemp(f"variant_{name}")
+            write_sample(out, scale="small", seed=0, variant=name)
+            write_plan(merge_layers(read_layers(out / "layers.gpkg")), out / "plan.gpkg")
+            built[name] = out
+        return built[name]
+
+    return build
+
+
+@pytest.fixture(scope="session")
 def postgis_url() -> str:
     """URL of a throwaway PostGIS database; skip (or fail in CI) when there is none."""
     url = os.environ.get("GRIDPLAN_TEST_DATABASE_URL")

@@ -180,8 +180,6 @@ OVERSIZED: dict[str, tuple[int | None, dict[str, int]]] = {
     "gridplan.merge.basegrids": (None, {"_repair": 84}),
     "gridplan.merge.build": (674, {"merge_layers": 334}),
     "gridplan.merge.reimport": (None, {"reimport_base_grids": 300}),
-    "gridplan.sample.city": (None, {"build_sample": 162}),
-    "gridplan.sample.dept": (None, {"_plant": 136}),
 }
 
 

@@ -177,7 +177,10 @@ def hotspots(
         1, "--k-ring", min=1, max=6, help="H3 neighbourhood (cells within k steps) for --by h3."
     ),
     time_step: str = typer.Option(
-        "month", "--time-step", help="Emerging hot spots step: week | month | quarter | none (skip)."
+        "auto",
+        "--time-step",
+        help="Emerging hot spots step: auto (the coarsest of quarter | month | week giving >= 10 steps, "
+        "ArcGIS's minimum) | week | month | quarter | none (skip).",
     ),
     permutations: int = typer.Option(
         999, "--permutations", min=0, help="Permutations for gi_p_sim (0 = analytic only)."
@@ -225,8 +228,8 @@ def hotspots(
     if by not in (*LEVELS, "auto"):
         raise InputError(f"use auto or one of {', '.join(LEVELS)}", field="--by")
     step = None if time_step.lower() in ("none", "") else time_step.lower()
-    if step is not None and step not in TIME_STEPS:
-        raise InputError(f"use one of {', '.join(TIME_STEPS)} or none", field="--time-step")
+    if step is not None and step not in (*TIME_STEPS, "auto"):
+        raise InputError(f"use auto, one of {', '.join(TIME_STEPS)} or none", field="--time-step")
     if value not in VALUES:
         raise InputError(f"use one of {', '.join(VALUES)}", field="--value")
     if inference not in ("analytic", "permutation"):
@@ -323,7 +326,7 @@ class _Summary:
         if em is not None:
             tally = em["pattern"].value_counts()
             shown = ", ".join(f"{k} {v}" for k, v in tally.items() if k != "No Pattern Detected") or "none"
-            t.add_row(f"emerging ({len(em.attrs['periods'])} {step}s)", shown)
+            t.add_row(f"emerging ({len(em.attrs['periods'])} {em.attrs.get('time_step', step)}s)", shown)
         t.add_row("year-on-year rows", f"{len(yoy):,}")
         t.add_row("written", written)
         return t

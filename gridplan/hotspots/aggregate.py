@@ -245,6 +245,26 @@ def _periods(t: pd.Series, time_step: str) -> pd.Series:
         t = t.dt.tz_localize(None)
     return t.dt.to_period(_FREQ[time_step])
 
+#: ArcGIS's minimum number of time steps for an emerging hot spot trend.
+MIN_TIME_STEPS = 10
+
+
+def choose_time_step(reported_at: pd.Series) -> tuple[TimeStep, str]:
+    """Pick the coarsest step (quarter, month, week) that still gives ``MIN_TIME_STEPS`` steps.
+
+    A coarser step puts more events in every bin of the space-time cube, so the per-step Gi* of a
+    sparse source (a few events a month at a hot spot) does not flicker in and out of significance,
+    which ArcGIS's rules read as "sporadic"; ten steps is ArcGIS's minimum for a trend.  Three years
+    of events give quarters (12 steps), one year months.  Returns the step and a sentence saying why.
+    """
+    for step in ("quarter", "month", "week"):
+        per = _periods(reported_at.dropna(), step)
+        n = int((per.max() - per.min()).n) + 1 if len(per) else 0
+        if n >= MIN_TIME_STEPS:
+            return step, f"{step}: {n} steps, the coarsest with >= {MIN_TIME_STEPS}"
+    return "week", f"week: the events span fewer than {MIN_TIME_STEPS} weeks"
+
+
 def _event_unit_codes(df: pd.DataFrame, units: gpd.GeoDataFrame, by: str, h3_res: int) -> pd.Series:
     if by == "h3":
         import h3

@@ -64,7 +64,15 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from gridplan.errors import InputError
-from gridplan.hotspots.aggregate import Areas, Level, TimeStep, aggregate_events, analysis_units
+from gridplan.hotspots.aggregate import (
+    Areas,
+    Level,
+    TimeStep,
+    aggregate_events,
+    analysis_units,
+    choose_time_step,
+    filter_events,
+)
 from gridplan.hotspots.gistar import Value, fdr_bins, neighbour_matrix, resolve_value
 
 logger = logging.getLogger(__name__)
@@ -402,7 +410,7 @@ def emerging_hotspots(
     plan: Any,
     *,
     areas: Areas | None = None,
-    time_step: TimeStep = "month",
+    time_step: TimeStep | Literal["auto"] = "month",
     value: Value = "auto",
     category: str | Sequence[str] | None = None,
     trend: TrendOptions | None = None,
@@ -414,7 +422,9 @@ def emerging_hotspots(
     events, plan, areas, category
         As :func:`gridplan.hotspots.hotspot_analysis`.
     time_step
-        ``"week"``, ``"month"`` or ``"quarter"`` (``"year"`` works but gives few steps).
+        ``"week"``, ``"month"`` or ``"quarter"`` (``"year"`` works but gives few steps), or
+        ``"auto"``: the coarsest of these giving at least ten steps over the events
+        (:func:`gridplan.hotspots.aggregate.choose_time_step`; ``attrs["time_step_reason"]`` says).
     value
         ``"auto"`` (default), ``"rate"``, ``"density"`` or ``"count"`` per bin, as in the hotspots
         layer (:func:`gridplan.hotspots.resolve_value`).
@@ -435,6 +445,10 @@ def emerging_hotspots(
     t0 = time.perf_counter()
     a, tr = areas or Areas(), trend or TrendOptions()
     by = a.by
+    step_reason = f"{time_step}: as asked"
+    if time_step == "auto":
+        frame = filter_events(events, category=category)
+        time_step, step_reason = choose_time_step(pd.to_datetime(frame["reported_at"]))
     units, cube, periods = space_time_cube(
         events, plan, by=by, h3_res=a.h3_res, time_step=time_step, category=category, units=a.units
     )
@@ -482,7 +496,8 @@ def emerging_hotspots(
     out["bin_history"] = [",".join(map(str, row)) for row in bins.tolist()]
     out["first_period"] = periods[0]
     out["last_period"] = periods[-1]
-    out.attrs.update({"periods": list(periods), "time_step": time_step, "value": used})
+    out.attrs.update({"periods": list(periods), "time_step": time_step, "value": used,
+                      "time_step_reason": step_reason})
     tally = pd.Series(labels).value_counts()
     logger.info("emerging hot spots on %s %s locations × %d %s steps in %.2f s: %s",
                 f"{len(out):,}", by, len(periods), time_step, time.perf_counter() - t0,

@@ -7,8 +7,8 @@
 * :mod:`~gridplan.sample.events` — cases and hazards with planted hotspots, trends, messy addresses.
 """
 
+from gridplan.sample._frames import CRS
 from gridplan.sample.city import (
-    CRS,
     DEPARTMENTS,
     LAYER_ORDER,
     SCALES,

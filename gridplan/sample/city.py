@@ -38,12 +38,14 @@ from gridplan._atomic import atomic_path, write_text
 from gridplan.errors import InputError
 from gridplan.sample import dept as dept_mod
 from gridplan.sample import events as ev_mod
-from gridplan.sample import geo, names
+from gridplan.sample import geo, names, variants
+from gridplan.sample._frames import CRS, lpad, norm, pa_str, ser
+from gridplan.sample._frames import gdf as _gdf
+from gridplan.sample.features import facilities_layer, plant_building_defects, roads_layer, units_layer
 
 logger = logging.getLogger(__name__)
 
 Scale = Literal["small", "city"]
-CRS = "EPSG:4547"
 LAYER_ORDER = (
     "city", "towns", "communities", "roads", "buildings", "units", "facilities", "std_addresses",
     "dept_police", "dept_fire", "dept_urban", "dept_civil", "dept_safety",
@@ -90,7 +92,6 @@ _USE_P = np.array([0.42, 0.28, 0.14, 0.11, 0.05])
 _W_HOUSEHOLDS = np.array([3.0, 1.0, 0.05, 0.6, 0.0])
 _W_FLOATING = np.array([1.0, 12.0, 10.0, 1.5, 0.2])
 _W_RENTAL = np.array([0.8, 10.0, 0.0, 0.5, 0.0])
-_W_UNITS = np.array([0.3, 0.3, 6.0, 6.0, 0.2])
 
 
 @dataclass
@@ -109,11 +110,9 @@ def _streams(seed: int, n: int) -> list[np.random.Generator]:
     return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
-def _gdf(data: dict[str, Any], geometry: Any) -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(data, geometry=geometry, crs=CRS)
-
-
-def _towns_and_communities(spec: ScaleSpec, rng: np.random.Generator):
+def _towns_and_communities(
+    spec: ScaleSpec, rng: np.random.Generator
+) -> tuple[shapely.Geometry, pd.DataFrame, np.ndarray, np.ndarray, pd.DataFrame, list[np.ndarray]]:
     table = names.town_table()
     full_city, cells, all_centres = geo.town_cells()
     cx, cy = all_centres[:, 0], all_centres[:, 1]
@@ -201,48 +200,65 @@ def _sub_area(town_geoms: np.ndarray, area_m2: float) -> shapely.Polygon:
     return disc
 
 
-def _plant_building_defects(b: gpd.GeoDataFrame, factor: int, rng: np.random.Generator):
-    defects = []
-    pick = rng.choice(len(b), size=4 * factor, replace=False)
-    xs, ys = b["_x"].to_numpy(), b["_y"].to_numpy()
-    geoms = b.geometry.to_numpy().copy()
-    households = pd.array(b["households"].to_numpy(), dtype="Int64").copy()
-    for k, i in enumerate(pick):
-        kind = ("null_geometry", "empty_geometry", "missing_value", "missing_value")[k % 4]
-        if kind == "null_geometry":
-            geoms[i] = None
-        elif kind == "empty_geometry":
-            geoms[i] = shapely.Polygon()
-        else:
-            households[i] = pd.NA
-        d = {"layer": "buildings", "feature_id": b["building_id"].iloc[i], "issue": kind,
-             "x": round(float(xs[i]), 3), "y": round(float(ys[i]), 3)}
-        if kind == "missing_value":
-            d["detail"] = "households is NULL"
-        defects.append(d)
-    out = b.copy()
-    out["households"] = pd.array(households, dtype="Int64")
-    out = out.set_geometry(gpd.GeoSeries(geoms, crs=CRS, index=out.index))
-    return out, defects
-
-
-def build_sample(*, scale: Scale = "small", seed: int = 0) -> SampleCity:
+def build_sample(*, scale: Scale = "small", seed: int = 0, variant: str = "base") -> SampleCity:
     """Generate the sample city in memory (see :func:`write_sample`)."""
     if scale not in SCALES:
         raise InputError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}", field="scale")
-    spec = SCALES[scale]
+    var = variants.get(variant)
+    spec = variants.adjust_spec(SCALES[scale], var)
     r = _streams(int(seed), 12)
+    vr = variants.stream(int(seed), var)
     city, towns, town_geoms, centres, comm, seeds_of = _towns_and_communities(spec, r[0])
     comm_geoms = comm["geometry"].to_numpy()
+    roads_t, b, frames = _streets_and_buildings(spec, towns, town_geoms, centres, seeds_of, r)
+    b, keep_whole = variants.before_locate(var, b, frames, town_geoms, comm_geoms, vr)
+    b = _locate(b, comm_geoms, roads_t)
+    b, roads_t, zones = variants.after_locate(var, b, comm, city, roads_t, keep_whole, vr)
+    pop = _population(spec, len(b), r[3])
+    variants.adjust_population(var, b, pop, vr, zones)
+    addr = _addresses(b, comm, towns)
+    places = _Places(city, towns, town_geoms, comm)
+    layers, b_defects = _reference_layers(spec, places, b, pop, addr, roads_t, r)
+    comm_households = np.bincount(b["comm"].to_numpy(), weights=pop.households, minlength=len(comm))
+    inputs = dept_mod.DeptInputs(
+        city=city, towns=layers["towns"], communities=layers["communities"],
+        community_households=comm_households, pop_xy=np.c_[addr.xs, addr.ys], pop_w=pop.weight(),
+        keep_whole=keep_whole,
+    )
+    defects = _dept_layers(spec, int(seed), inputs, layers)
+    defects.extend(b_defects)
+    ev = _events(_EventInputs(scale, spec, var, b, addr, pop, city), r)
+    manifest = {
+        "scale": scale, "seed": int(seed), "county_code": names.COUNTY_CODE, "crs": CRS,
+        "counts": {**{k: len(v) for k, v in layers.items()}, "cases": len(ev.tables["cases"]),
+                   "hazards": len(ev.tables["hazards"])},
+        "defects": defects, "hotspots": ev.hotspots,
+        "address_variants": dict(sorted(ev.text_variants.items())),
+        "coord_variants": dict(sorted(ev.cvariants.items())),
+        "trends": ev.trends,
+        "totals": {"households": int(pop.households.sum()), "residents": int(pop.residents().sum()),
+                   "floating_residents": int(pop.floating.sum()), "rental_rooms": int(pop.rental.sum()),
+                   "area_km2": round(float(shapely.area(city)) / 1e6, 3)},
+        "towns": towns["town_code"].tolist(),
+    }
+    if var.name != "base":
+        manifest["variant"] = {"name": var.name, "description": var.description, "zones": zones}
+    return SampleCity(layers, ev.tables["cases"], ev.tables["hazards"], ev.truths["cases"],
+                      ev.truths["hazards"], manifest)
 
-    # streets and buildings, town by town
+
+def _streets_and_buildings(spec: ScaleSpec, towns: pd.DataFrame, town_geoms: np.ndarray,
+                           centres: np.ndarray, seeds_of: list[np.ndarray], r: list[np.random.Generator],
+                           ) -> tuple[pd.DataFrame, pd.DataFrame, list[geo.TownFrame]]:
+    """Street grid and building lots, town by town; return (roads, buildings, town frames)."""
     pops = towns["population_10k"].to_numpy(float)
     n_b = np.round(spec.buildings * pops / pops.sum()).astype(int)
     cores = names.road_cores()
-    road_frames, bld_frames = [], []
+    road_frames, bld_frames, frames = [], [], []
     for t in range(len(towns)):
         frame = geo.TownFrame(origin=(round(float(centres[t, 0]), -1), round(float(centres[t, 1]), -1)),
                               theta=float(r[1].uniform(-0.35, 0.35)))
+        frames.append(frame)
         rd = geo.town_roads(town_geoms[t], frame, r[1], cores)
         rd["town"] = t
         road_frames.append(rd)
@@ -251,8 +267,11 @@ def build_sample(*, scale: Scale = "small", seed: int = 0) -> SampleCity:
         bd["theta"] = frame.theta
         bld_frames.append(bd)
     roads_t = _share_road_names(pd.concat(road_frames, ignore_index=True), r[1])
-    b = pd.concat(bld_frames, ignore_index=True)
-    # community of each building (its lot centre)
+    return roads_t, pd.concat(bld_frames, ignore_index=True), frames
+
+
+def _locate(b: pd.DataFrame, comm_geoms: np.ndarray, roads_t: pd.DataFrame) -> pd.DataFrame:
+    """Give each building its community (the one holding its lot centre) and its street's name."""
     tree = shapely.STRtree(comm_geoms)
     pi, ci = tree.query(shapely.points(b["x"].to_numpy(), b["y"].to_numpy()), predicate="within")
     pi, first = np.unique(pi, return_index=True)
@@ -260,51 +279,116 @@ def build_sample(*, scale: Scale = "small", seed: int = 0) -> SampleCity:
     b["comm"] = ci[first]
     key = roads_t.set_index(["town", "orient", "index"])["road_name"]
     b = b.join(key, on=["town", "orient", "index"])
-    b = b[b["road_name"].notna()].reset_index(drop=True)
+    return b[b["road_name"].notna()].reset_index(drop=True)
+
+
+@dataclass
+class Population:
+    """People per building: use, households, local and floating residents, rental rooms."""
+
+    use_i: np.ndarray
+    households: np.ndarray
+    floating: np.ndarray
+    locals_: np.ndarray
+    rental: np.ndarray
+
+    def residents(self) -> np.ndarray:
+        """Residents per building (local + floating)."""
+        return self.locals_ + self.floating
+
+    def weight(self) -> np.ndarray:
+        """Where people are, for seeds and events: residents + 1 per building."""
+        return self.residents().astype(float) + 1.0
+
+
+def _population(spec: ScaleSpec, n: int, rng: np.random.Generator) -> Population:
+    use_i = rng.choice(len(_USES), size=n, p=_USE_P)
+    jitter = rng.lognormal(0.0, 0.5, n)
+    households = rng.multinomial(spec.households, norm(_W_HOUSEHOLDS[use_i] * jitter))
+    floating_total = round(spec.residents * spec.floating_share)
+    floating = rng.multinomial(floating_total, norm(_W_FLOATING[use_i] * jitter))
+    locals_ = rng.multinomial(spec.residents - floating_total, norm(households.astype(float) + 1e-9))
+    rental = rng.multinomial(int(floating_total / 2.2), norm(_W_RENTAL[use_i] * jitter))
+    return Population(use_i, households, floating, locals_, rental)
+
+
+@dataclass(frozen=True)
+class _Addresses:
+    """The standard address of every building, as arrow strings (no Python objects per row)."""
+
+    comm_code: pa.Array
+    town_code: pa.Array
+    town_name: pa.Array
+    comm_name: pa.Array
+    road_name: pa.Array
+    address_id: pa.Array
+    building_id: pa.Array
+    hn_text: pa.Array
+    bno: pa.Array
+    full: pa.Array
+    number: np.ndarray
+    xs: np.ndarray
+    ys: np.ndarray
+
+
+def _addresses(b: pd.DataFrame, comm: pd.DataFrame, towns: pd.DataFrame) -> _Addresses:
     number, ordinal, lot_size = geo.house_numbers(b)
     n = len(b)
-    # population
-    use_i = r[3].choice(len(_USES), size=n, p=_USE_P)
-    jitter = r[3].lognormal(0.0, 0.5, n)
-    households = r[3].multinomial(spec.households, _p(_W_HOUSEHOLDS[use_i] * jitter))
-    floating_total = round(spec.residents * spec.floating_share)
-    floating = r[3].multinomial(floating_total, _p(_W_FLOATING[use_i] * jitter))
-    locals_ = r[3].multinomial(spec.residents - floating_total, _p(households.astype(float) + 1e-9))
-    rental = r[3].multinomial(int(floating_total / 2.2), _p(_W_RENTAL[use_i] * jitter))
-    # text columns as arrow strings (vectorised joins, no Python objects per row)
     t_idx = pa.array(b["town"].to_numpy())
     c_idx = pa.array(b["comm"].to_numpy())
-    comm_code = pc.take(_pa(comm["community_code"]), c_idx)
-    town_code = pc.take(_pa(towns["town_code"]), t_idx)
-    town_name = pc.take(_pa(towns["town_name"]), t_idx)
-    comm_name = pc.take(_pa(comm["community_name"]), c_idx)
-    road_name = _pa(b["road_name"])
+    comm_code = pc.take(pa_str(comm["community_code"]), c_idx)
+    town_name = pc.take(pa_str(towns["town_name"]), t_idx)
+    comm_name = pc.take(pa_str(comm["community_name"]), c_idx)
+    road_name = pa_str(b["road_name"])
     seq = b.groupby("comm").cumcount().to_numpy() + 1
-    address_id = pc.binary_join_element_wise(comm_code, _lpad(seq, 6), "")
-    building_id = pc.binary_join_element_wise("BLD", _lpad(np.arange(1, n + 1), 8), "")
     hn_text = pc.binary_join_element_wise(pc.cast(pa.array(number), pa.string()), "号", "")
     bno = pc.if_else(pa.array(lot_size > 1),
                      pc.binary_join_element_wise(pc.cast(pa.array(ordinal), pa.string()), "栋", ""), "")
-    full = pc.binary_join_element_wise(
-        names.PROVINCE + names.CITY, town_name, comm_name, road_name, hn_text, bno, "")
-    xs, ys = np.round(b["x"].to_numpy(), 3), np.round(b["y"].to_numpy(), 3)
+    return _Addresses(
+        comm_code=comm_code, town_code=pc.take(pa_str(towns["town_code"]), t_idx), town_name=town_name,
+        comm_name=comm_name, road_name=road_name,
+        address_id=pc.binary_join_element_wise(comm_code, lpad(seq, 6), ""),
+        building_id=pc.binary_join_element_wise("BLD", lpad(np.arange(1, n + 1), 8), ""),
+        hn_text=hn_text, bno=bno,
+        full=pc.binary_join_element_wise(
+            names.PROVINCE + names.CITY, town_name, comm_name, road_name, hn_text, bno, ""),
+        number=number, xs=np.round(b["x"].to_numpy(), 3), ys=np.round(b["y"].to_numpy(), 3),
+    )
+
+
+@dataclass(frozen=True)
+class _Places:
+    """The city, its towns (table and polygons) and its communities (table with polygons)."""
+
+    city: shapely.Geometry
+    towns: pd.DataFrame
+    town_geoms: np.ndarray
+    comm: pd.DataFrame
+
+
+def _reference_layers(
+    spec: ScaleSpec, places: _Places, b: pd.DataFrame, pop: Population, addr: _Addresses,
+    roads_t: pd.DataFrame, r: list[np.random.Generator],
+) -> tuple[dict[str, gpd.GeoDataFrame], list[dict[str, Any]]]:
+    """Build the layers every department shares (city … std_addresses); plant the buildings' defects."""
+    city, towns, town_geoms, comm = places.city, places.towns, places.town_geoms, places.comm
+    comm_geoms = comm["geometry"].to_numpy()
+    xs, ys = addr.xs, addr.ys
+    half = b["half"].to_numpy() if "half" in b else None
     buildings = _gdf({
-        "building_id": _ser(building_id), "address_id": _ser(address_id), "households": households,
-        "residents": locals_ + floating, "floating_residents": floating, "rental_rooms": rental,
-        "use": _USES[use_i], "community_code": _ser(comm_code), "town_code": _ser(town_code),
-        "_x": xs, "_y": ys,
-    }, geo.building_polygons(xs, ys, b["theta"].to_numpy()))
-    buildings, b_defects = _plant_building_defects(buildings, spec.defect_factor, r[4])
+        "building_id": ser(addr.building_id), "address_id": ser(addr.address_id),
+        "households": pop.households, "residents": pop.residents(), "floating_residents": pop.floating,
+        "rental_rooms": pop.rental, "use": _USES[pop.use_i], "community_code": ser(addr.comm_code),
+        "town_code": ser(addr.town_code), "_x": xs, "_y": ys,
+    }, geo.building_polygons(xs, ys, b["theta"].to_numpy(), half))
+    buildings, b_defects = plant_building_defects(buildings, spec.defect_factor, r[4])
     buildings = buildings.drop(columns=["_x", "_y"])
     std = _gdf({
-        "address_id": _ser(address_id), "town_name": _ser(town_name), "community_name": _ser(comm_name),
-        "road_name": _ser(road_name), "house_number": _ser(hn_text), "building_no": _ser(bno),
-        "full_address": _ser(full), "community_code": _ser(comm_code), "town_code": _ser(town_code),
+        "address_id": ser(addr.address_id), "town_name": ser(addr.town_name),
+        "community_name": ser(addr.comm_name), "road_name": ser(addr.road_name),
+        "house_number": ser(addr.hn_text), "building_no": ser(addr.bno), "full_address": ser(addr.full),
+        "community_code": ser(addr.comm_code), "town_code": ser(addr.town_code),
     }, shapely.points(xs, ys))
-    units = _units(spec, r[5], xs, ys, use_i, address_id, town_name)
-    facilities = _facilities(spec, r[6], xs, ys, b["comm"].to_numpy(), comm, towns)
-    roads = _roads_layer(roads_t, towns, comm, comm_geoms)
-    comm_households = np.bincount(b["comm"].to_numpy(), weights=households, minlength=len(comm))
     layers: dict[str, gpd.GeoDataFrame] = {
         "city": _gdf({"name": [names.CITY_NAME], "county_code": [names.COUNTY_CODE]}, [city]),
         "towns": _gdf({"town_code": towns["town_code"].to_numpy(),
@@ -315,173 +399,109 @@ def build_sample(*, scale: Scale = "small", seed: int = 0) -> SampleCity:
             "community_name": comm["community_name"].to_numpy(),
             "town_code": comm["town_code"].to_numpy(), "town_name": comm["town_name"].to_numpy(),
         }, comm_geoms),
-        "roads": roads, "buildings": buildings, "units": units, "facilities": facilities,
+        "roads": roads_layer(roads_t, towns, comm, comm_geoms), "buildings": buildings,
+        "units": units_layer(spec, r[5], xs, ys, pop.use_i, addr.address_id, addr.town_name),
+        "facilities": facilities_layer(spec, r[6], xs, ys, b["comm"].to_numpy(), comm, towns),
         "std_addresses": std,
     }
+    return layers, b_defects
+
+
+def _dept_layers(spec: ScaleSpec, seed: int, inputs: dept_mod.DeptInputs,
+                 layers: dict[str, gpd.GeoDataFrame]) -> list[dict[str, Any]]:
+    """Add the five departmental layers to *layers*; return the defects planted in them."""
     defects: list[dict[str, Any]] = []
-    pop_w = (locals_ + floating).astype(float) + 1.0
     for k, d in enumerate(DEPARTMENTS):
         gdf, planted = dept_mod.dept_layer(
-            d, city=city, towns=layers["towns"], communities=layers["communities"],
-            community_households=comm_households, pop_xy=np.c_[xs, ys], pop_w=pop_w,
-            n=spec.dept_grids[d], rng=np.random.default_rng([int(seed), 100 + k]),
-            salt=int(seed) * 7919 + k, defect_factor=spec.defect_factor,
+            d, inputs, n=spec.dept_grids[d], rng=np.random.default_rng([seed, 100 + k]),
+            salt=seed * 7919 + k, defect_factor=spec.defect_factor,
         )
         layers[f"dept_{d}"] = gdf
         defects.extend(planted)
-    defects.extend(b_defects)
+    return defects
 
-    # events
-    road_max = pd.Series(number).groupby(
+
+@dataclass(frozen=True)
+class _EventInputs:
+    scale: str
+    spec: ScaleSpec
+    variant: variants.Variant
+    b: pd.DataFrame
+    addr: _Addresses
+    pop: Population
+    city: shapely.Geometry
+
+
+@dataclass
+class _Events:
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    truths: dict[str, pd.DataFrame] = field(default_factory=dict)
+    hotspots: list[dict[str, Any]] = field(default_factory=list)
+    trends: dict[str, Any] = field(default_factory=dict)
+    text_variants: dict[str, int] = field(default_factory=dict)
+    cvariants: dict[str, int] = field(default_factory=dict)
+
+    def count(self, text_variants: pd.Series, coord_variants: np.ndarray) -> None:
+        for key_, val in text_variants.value_counts().items():
+            self.text_variants[str(key_)] = self.text_variants.get(str(key_), 0) + int(val)
+        for key_, val in pd.Series(coord_variants).value_counts().items():
+            self.cvariants[str(key_)] = self.cvariants.get(str(key_), 0) + int(val)
+
+
+def _address_book(inp: _EventInputs) -> ev_mod.AddressBook:
+    b, addr = inp.b, inp.addr
+    road_max = pd.Series(addr.number).groupby(
         [b["town"].to_numpy(), b["orient"].to_numpy(), b["index"].to_numpy(), b["side"].to_numpy()]
     ).transform("max").to_numpy()
-    lon, lat = geo.xy_to_lonlat(xs, ys)
-    book = ev_mod.AddressBook(
-        address_id=address_id, town_name=town_name, community_name=comm_name, road_name=road_name,
-        house_no=number, building_no=bno, full_address=full, x=xs, y=ys, lon=lon, lat=lat,
-        weight=pop_w, households=households.astype(float), road_max_no=road_max,
+    lon, lat = geo.xy_to_lonlat(addr.xs, addr.ys)
+    return ev_mod.AddressBook(
+        address_id=addr.address_id, town_name=addr.town_name, community_name=addr.comm_name,
+        road_name=addr.road_name, house_no=addr.number, building_no=addr.bno, full_address=addr.full,
+        x=addr.xs, y=addr.ys, lon=lon, lat=lat, weight=inp.pop.weight(),
+        households=inp.pop.households.astype(float), road_max_no=road_max,
     )
-    centres_idx, tree_pts = ev_mod.pick_hotspot_centres(
-        book, [len(ev_mod.HOTSPOTS[scale][s]) for s in ("cases", "hazards")], city, r[7])
-    tables, truths, hotspots, trends = {}, {}, [], {}
+
+
+def _events(inp: _EventInputs, r: list[np.random.Generator]) -> _Events:
+    """Cases and hazards with their truth tables, planted hotspots and trends."""
+    book = _address_book(inp)
+    spots = inp.variant.spots
+    per_source = [len(spots[s]) if spots else len(ev_mod.HOTSPOTS[inp.scale][s])
+                  for s in ("cases", "hazards")]
+    centres_idx, tree_pts = ev_mod.pick_hotspot_centres(book, per_source, inp.city, r[7])
+    out = _Events()
     offset = 0
-    variants: dict[str, int] = {}
-    cvariants: dict[str, int] = {}
-    sources = (("cases", spec.cases, "C"), ("hazards", spec.hazards, "HZ"))
+    sources = (("cases", inp.spec.cases, "C"), ("hazards", inp.spec.hazards, "HZ"))
     for s, (source, count, prefix) in enumerate(sources):
-        k = len(ev_mod.HOTSPOTS[scale][source])
+        k = per_source[s]
         hot_ids = [f"H{offset + i + 1}" for i in range(k)]
-        ev, meta = ev_mod.make_events(source, count, book, centres_idx[s], tree_pts, hot_ids, r[8 + s],
-                                      scale=scale)
+        if spots:
+            ev, meta = ev_mod.make_spot_events(source, count, book, centres_idx[s], tree_pts,
+                                               list(spots[source]), hot_ids, r[8 + s])
+        else:
+            ev, meta = ev_mod.make_events(source, count, book, centres_idx[s], tree_pts, hot_ids, r[8 + s],
+                                          scale=inp.scale)
         offset += k
-        hotspots.extend(meta)
-        trends[source] = ev_mod.trends_table(ev, source)
+        out.hotspots.extend(meta)
+        out.trends[source] = ev_mod.trends_table(ev, source)
         text = ev_mod.address_text(ev, book, r[10])
         lon_e, lat_e, sys_, cv = ev_mod.coordinates(ev, book, r[11])
         id_col = "case_id" if source == "cases" else "hazard_id"
-        ids = _ser(pc.binary_join_element_wise(prefix, _lpad(np.arange(1, len(ev) + 1), 7), ""))
+        ids = ser(pc.binary_join_element_wise(prefix, lpad(np.arange(1, len(ev) + 1), 7), ""))
         a = ev["addr"].to_numpy()
-        tables[source] = pd.DataFrame({
+        out.tables[source] = pd.DataFrame({
             id_col: ids, "category": ev["category"].to_numpy(),
             "reported_at": np.datetime_as_string(ev["reported_at"].to_numpy(), unit="s"),
-            "address": _ser(text["address"]), "lon": lon_e, "lat": lat_e, "coord_sys": sys_,
+            "address": ser(text["address"]), "lon": lon_e, "lat": lat_e, "coord_sys": sys_,
         })
-        truths[source] = pd.DataFrame({
-            id_col: ids, "address_id": _ser(text["address_id"]),
-            "x": xs[a], "y": ys[a], "lon": np.round(lon[a], 8), "lat": np.round(lat[a], 8),
-            "in_library": text["in_library"], "variant": _ser(text["variant"]),
+        out.truths[source] = pd.DataFrame({
+            id_col: ids, "address_id": ser(text["address_id"]),
+            "x": book.x[a], "y": book.y[a], "lon": np.round(book.lon[a], 8), "lat": np.round(book.lat[a], 8),
+            "in_library": text["in_library"], "variant": ser(text["variant"]),
             "coord_variant": cv, "hotspot_id": ev["hotspot_id"].to_numpy(),
         })
-        for key_, val in truths[source]["variant"].value_counts().items():
-            variants[str(key_)] = variants.get(str(key_), 0) + int(val)
-        for key_, val in pd.Series(cv).value_counts().items():
-            cvariants[str(key_)] = cvariants.get(str(key_), 0) + int(val)
-    manifest = {
-        "scale": scale, "seed": int(seed), "county_code": names.COUNTY_CODE, "crs": CRS,
-        "counts": {**{k: len(v) for k, v in layers.items()}, "cases": len(tables["cases"]),
-                   "hazards": len(tables["hazards"])},
-        "defects": defects, "hotspots": hotspots,
-        "address_variants": dict(sorted(variants.items())), "coord_variants": dict(sorted(cvariants.items())),
-        "trends": trends,
-        "totals": {"households": int(households.sum()), "residents": int((locals_ + floating).sum()),
-                   "floating_residents": int(floating.sum()), "rental_rooms": int(rental.sum()),
-                   "area_km2": round(float(shapely.area(city)) / 1e6, 3)},
-        "towns": towns["town_code"].tolist(),
-    }
-    return SampleCity(layers, tables["cases"], tables["hazards"], truths["cases"], truths["hazards"],
-                      manifest)
-
-
-def _pa(values: Any) -> pa.Array:
-    """Arrow string array from a pandas Series / numpy array / list of str."""
-    return pa.array(values, type=pa.string()) if not isinstance(values, pa.Array) else values
-
-
-def _ser(arr: pa.Array) -> pd.Series:
-    """Pandas ``str`` Series over an arrow string array (no per-row Python objects)."""
-    return pd.Series(arr, dtype="str")
-
-
-def _lpad(values: np.ndarray, width: int) -> pa.Array:
-    """Integers as zero-padded strings of *width*."""
-    return pc.utf8_lpad(pc.cast(pa.array(values), pa.string()), width, "0")
-
-
-def _p(w: np.ndarray) -> np.ndarray:
-    w = np.asarray(w, dtype=float)
-    return w / w.sum()
-
-
-def _units(spec, rng, xs, ys, use_i, address_id, town_name) -> gpd.GeoDataFrame:
-    w = _W_UNITS[use_i]
-    at = np.sort(rng.choice(len(xs), size=spec.units, p=_p(w)))
-    cats, suffix = names.unit_name_parts(rng, spec.units)
-    cores = np.asarray(names.road_cores(), dtype=object)[rng.integers(0, len(names.road_cores()), spec.units)]
-    short = pc.replace_substring_regex(pc.take(town_name, pa.array(at)), "(镇|街道)$", "")
-    unit_name = _ser(pc.binary_join_element_wise(names.CITY, short, _pa(cores), _pa(suffix), ""))
-    employees = np.where(cats == "工业企业", rng.lognormal(3.8, 0.9, spec.units),
-                         rng.lognormal(1.3, 0.7, spec.units))
-    px = np.round(xs[at] + rng.uniform(-6, 6, spec.units), 3)
-    py = np.round(ys[at] + rng.uniform(-6, 6, spec.units), 3)
-    return _gdf({
-        "unit_id": np.array([f"U{i + 1:08d}" for i in range(spec.units)], dtype=object),
-        "unit_name": unit_name, "category": cats,
-        "employees": np.maximum(1, employees.round()).astype(np.int64),
-        "address_id": _ser(pc.take(address_id, pa.array(at))),
-    }, shapely.points(px, py))
-
-
-def _facilities(spec, rng, xs, ys, comm_of, comm: pd.DataFrame, towns: pd.DataFrame) -> gpd.GeoDataFrame:
-    kinds, where = [], []
-    n_comm = len(comm)
-    # one police room, service centre and micro fire station per community; a fire station per town
-    by_comm = pd.Series(np.arange(len(xs))).groupby(comm_of)
-    first_b = by_comm.first()
-    for kind in ("警务室", "社区服务中心", "微型消防站"):
-        for c in range(n_comm):
-            if c in first_b.index:
-                kinds.append(kind)
-                where.append(int(rng.choice(by_comm.get_group(c).to_numpy())))
-    comm_town = comm["town_idx"].to_numpy()
-    for t in range(len(towns)):
-        cand = np.flatnonzero(comm_town[comm_of] == t)
-        if len(cand):
-            kinds.extend(["消防站", "医院"])
-            where.extend(int(v) for v in rng.choice(cand, 2))
-    for kind, k in spec.extra_facilities.items():
-        kinds.extend([kind] * k)
-        where.extend(int(v) for v in rng.choice(len(xs), k))
-    where_a = np.asarray(where)
-    m = len(kinds)
-    ang = rng.uniform(0, 2 * np.pi, m)
-    px = np.round(xs[where_a] + 14 * np.cos(ang), 3)
-    py = np.round(ys[where_a] + 14 * np.sin(ang), 3)
-    return _gdf({
-        "facility_id": np.array([f"FAC{i + 1:06d}" for i in range(m)], dtype=object),
-        "kind": np.asarray(kinds, dtype=object),
-        "community_code": comm["community_code"].to_numpy()[comm_of[where_a]],
-    }, shapely.points(px, py))
-
-
-def _roads_layer(
-    roads_t: pd.DataFrame, towns: pd.DataFrame, comm: pd.DataFrame, comm_geoms: np.ndarray
-) -> gpd.GeoDataFrame:
-    lines = roads_t["geometry"].to_numpy()
-    tree = shapely.STRtree(comm_geoms)
-    li, ci = tree.query(lines, predicate="intersects")
-    same = roads_t["town"].to_numpy()[li] == comm["town_idx"].to_numpy()[ci]
-    li, ci = li[same], ci[same]
-    pieces = shapely.intersection(lines[li], comm_geoms[ci])
-    parts, idx = shapely.get_parts(pieces, return_index=True)
-    keep = (shapely.get_type_id(parts) == 1) & (shapely.length(parts) > 1.0)
-    parts, idx = parts[keep], idx[keep]
-    src = li[idx]
-    return _gdf({
-        "road_name": roads_t["road_name"].to_numpy()[src],
-        "road_class": roads_t["road_class"].to_numpy()[src],
-        "town_code": towns["town_code"].to_numpy()[roads_t["town"].to_numpy()[src]],
-        "community_code": comm["community_code"].to_numpy()[ci[idx]],
-    }, shapely.set_precision(parts, 0.001))
+        out.count(out.truths[source]["variant"], cv)
+    return out
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
@@ -498,7 +518,9 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
         pcsv.write_csv(table, tmp, write_options=pcsv.WriteOptions(quoting_style="needed"))
 
 
-def write_sample(out_dir: str | os.PathLike[str], *, scale: Scale = "small", seed: int = 0) -> Path:
+def write_sample(
+    out_dir: str | os.PathLike[str], *, scale: Scale = "small", seed: int = 0, variant: str = "base"
+) -> Path:
     """Generate the sample city and write it to *out_dir*.
 
     Parameters
@@ -511,6 +533,9 @@ def write_sample(out_dir: str | os.PathLike[str], *, scale: Scale = "small", see
         ``"small"`` (3 towns, ~5k addresses; seconds) or ``"city"`` (Dongguan scale; minutes).
     seed
         Seed of the random generator; one seed always gives the same files.
+    variant
+        ``"base"`` (the sample city) or a city unlike it (:mod:`gridplan.sample.variants`):
+        ``"coarse"``, ``"compounds"``, ``"villages"``, ``"industrial"``.
 
     Returns
     -------
@@ -520,7 +545,7 @@ def write_sample(out_dir: str | os.PathLike[str], *, scale: Scale = "small", see
     Raises
     ------
     InputError
-        Unknown *scale*, negative *seed*, or *out_dir* is an existing file.
+        Unknown *scale* or *variant*, negative *seed*, or *out_dir* is an existing file.
 
     """
     out = Path(out_dir)
@@ -530,8 +555,9 @@ def write_sample(out_dir: str | os.PathLike[str], *, scale: Scale = "small", see
         raise InputError(f"seed must be >= 0, got {seed}", field="seed")
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder; give a folder for --out", file=out)
+    variants.get(variant)
     t0 = time.perf_counter()
-    sample = build_sample(scale=scale, seed=seed)
+    sample = build_sample(scale=scale, seed=seed, variant=variant)
     out.mkdir(parents=True, exist_ok=True)
     gpkg = out / "layers.gpkg"
     with atomic_path(gpkg) as tmp:
@@ -544,9 +570,9 @@ def write_sample(out_dir: str | os.PathLike[str], *, scale: Scale = "small", see
     write_text(json.dumps(sample.manifest, ensure_ascii=False, indent=1), out / "manifest.json")
     c = sample.manifest["counts"]
     logger.info(
-        "wrote sample city %s (seed %d) to %s: %d towns, %d communities, %d addresses, %d cases, "
+        "wrote sample city %s/%s (seed %d) to %s: %d towns, %d communities, %d addresses, %d cases, "
         "%d defects in %.1f s",
-        scale, seed, out, c["towns"], c["communities"], c["std_addresses"], c["cases"],
+        scale, variant, seed, out, c["towns"], c["communities"], c["std_addresses"], c["cases"],
         len(sample.manifest["defects"]), time.perf_counter() - t0,
     )
     return out

@@ -11,6 +11,8 @@ grids sticking out of the city, civil grids crossing community lines — each wi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
@@ -50,7 +52,7 @@ def _mix(h: NDArray[np.uint64]) -> NDArray[np.uint64]:
     return h ^ (h >> np.uint64(31))
 
 
-def _hash_uniform(xy: NDArray[np.float64], part: NDArray[np.int64], salt: int) -> tuple[NDArray, NDArray]:
+def _hash_uniform(xy: NDArray[np.float64], part: NDArray[np.int64], salt: int) -> tuple[NDArray[Any], ...]:
     """Two uniforms in [0, 1) per (coordinate, polygon), stable for repeated (closing) vertices."""
     xi = np.round(xy[:, 0] * 1000).astype(np.int64).view(np.uint64)
     yi = np.round(xy[:, 1] * 1000).astype(np.int64).view(np.uint64)
@@ -80,7 +82,9 @@ def perturb(
     return out
 
 
-def _civil_cells(communities: gpd.GeoDataFrame, households: NDArray, n: int, rng: np.random.Generator):
+def _civil_cells(
+    communities: gpd.GeoDataFrame, households: NDArray[Any], n: int, rng: np.random.Generator
+) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
     share = households / max(households.sum(), 1)
     k = np.maximum(1, np.round(share * n)).astype(int)
     cells, comm = [], []
@@ -91,7 +95,9 @@ def _civil_cells(communities: gpd.GeoDataFrame, households: NDArray, n: int, rng
     return np.concatenate(cells), np.concatenate(comm)
 
 
-def _seed_cells(city: shapely.Geometry, pts: NDArray, weights: NDArray, n: int, rng: np.random.Generator):
+def _seed_cells(
+    city: shapely.Geometry, pts: NDArray[Any], weights: NDArray[Any], n: int, rng: np.random.Generator
+) -> NDArray[np.object_]:
     n_pop = int(n * 0.6)
     pick = rng.choice(len(pts), size=n_pop, replace=False, p=weights / weights.sum())
     seeds = pts[pick] + rng.normal(0, 30.0, (n_pop, 2))
@@ -140,27 +146,36 @@ def _pt(geom: shapely.Geometry) -> tuple[float, float]:
     return round(float(shapely.get_x(p)), 3), round(float(shapely.get_y(p)), 3)
 
 
+@dataclass(frozen=True)
+class DeptInputs:
+    """What every departmental layer is drawn from: the city, its towns and communities, the people.
+
+    ``keep_whole`` are polygons (big compounds) that no departmental line may cross: each goes
+    wholly to the cell holding most of it.
+    """
+
+    city: shapely.Geometry
+    towns: gpd.GeoDataFrame
+    communities: gpd.GeoDataFrame
+    community_households: NDArray[Any]
+    pop_xy: NDArray[Any]
+    pop_w: NDArray[Any]
+    keep_whole: NDArray[np.object_] = field(default_factory=lambda: np.empty(0, dtype=object))
+
+
 def dept_layer(
-    dept: str,
-    *,
-    city: shapely.Geometry,
-    towns: gpd.GeoDataFrame,
-    communities: gpd.GeoDataFrame,
-    community_households: NDArray,
-    pop_xy: NDArray,
-    pop_w: NDArray,
-    n: int,
-    rng: np.random.Generator,
-    salt: int,
-    defect_factor: int,
+    dept: str, inputs: DeptInputs, *, n: int, rng: np.random.Generator, salt: int, defect_factor: int,
 ) -> tuple[gpd.GeoDataFrame, list[dict[str, Any]]]:
     """One departmental layer (`dept_grid_id`, `dept_grid_name`) and the defects planted in it."""
     prefix, label = DEPARTMENTS[dept]
+    city, towns = inputs.city, inputs.towns
     if dept == "civil":
-        clean, comm_of = _civil_cells(communities, community_households, n, rng)
+        clean, comm_of = _civil_cells(inputs.communities, inputs.community_households, n, rng)
     else:
-        clean = _seed_cells(city, pop_xy, pop_w, n, rng)
+        clean = _seed_cells(city, inputs.pop_xy, inputs.pop_w, n, rng)
         comm_of = None
+    if len(inputs.keep_whole):
+        clean = _keep_whole(clean, inputs.keep_whole)
     ok = ~shapely.is_empty(clean) & (shapely.area(clean) > 1.0)
     clean = single_parts(clean[ok])
     if comm_of is not None:
@@ -179,150 +194,210 @@ def dept_layer(
     grid_names = short[town_idx] + label + pd.Series(seq).map("{:03d}".format).to_numpy().astype(object)
     planted: list[dict[str, Any]] = []
     plan = {k: v * defect_factor for k, v in DEFECT_PLAN[dept].items()}
-    geoms, ids, grid_names, keep = _plant(
-        dept, geoms, clean, ids, grid_names, city, communities, comm_of, plan, rng, planted
-    )
+    planter = _Planter(_Cells(f"dept_{dept}", geoms, clean, ids, grid_names, city, comm_of), rng, planted)
+    for kind in ("gap", "overlap", "crosses_community", "outside_boundary", "invalid_geometry",
+                 "duplicate_id", "missing_value"):
+        step = getattr(planter, kind)
+        for _ in range(plan.get(kind, 0)):
+            if step() is False:
+                break
+    keep = planter.keep
     gdf = gpd.GeoDataFrame(
-        {"dept_grid_id": ids[keep], "dept_grid_name": grid_names[keep]}, geometry=geoms[keep], crs="EPSG:4547"
+        {"dept_grid_id": planter.ids[keep], "dept_grid_name": planter.grid_names[keep]},
+        geometry=planter.geoms[keep], crs="EPSG:4547",
     )
     return gdf, planted
 
 
-def _plant(dept, geoms, clean, ids, grid_names, city, communities, comm_of, plan, rng, planted):
-    """Plant the defects of *plan*; return new arrays and a keep mask."""
-    layer = f"dept_{dept}"
-    m = len(geoms)
-    geoms = geoms.copy()
-    keep = np.ones(m, dtype=bool)
-    tree = shapely.STRtree(clean)
-    left, right = tree.query(clean, predicate="intersects")
-    sel = left < right
-    left, right = left[sel], right[sel]
-    shared = shapely.intersection(shapely.boundary(clean[left]), shapely.boundary(clean[right]))
-    length = shapely.length(shared)
-    good = length > 120.0
-    pairs = np.c_[left[good], right[good]]
-    shared = shared[good]
-    outline = shapely.boundary(city)
-    on_outline = shapely.dwithin(clean, outline, 1.0)
-    order = rng.permutation(len(pairs))
-    used: set[int] = set()
-    used_pts: list[tuple[float, float]] = []
+def _keep_whole(cells: NDArray[np.object_], whole: NDArray[np.object_]) -> NDArray[np.object_]:
+    """Give each polygon of *whole* to the cell holding most of it and cut it out of the others."""
+    cells = cells.copy()
+    tree = shapely.STRtree(cells)
+    for g in whole:
+        hit = tree.query(g, predicate="intersects")
+        if len(hit) < 2:
+            continue
+        owner = hit[np.argmax(shapely.area(shapely.intersection(cells[hit], g)))]
+        others = hit[hit != owner]
+        cells[others] = shapely.difference(cells[others], g, grid_size=0.001)
+        cells[owner] = shapely.union(cells[owner], g, grid_size=0.001)
+    return cells
 
-    def far(p: shapely.Point) -> bool:
-        return all((p.x - x) ** 2 + (p.y - y) ** 2 > 600.0**2 for x, y in used_pts)
 
-    def next_pair(cond=None):
-        for k in order:
-            a, b = (int(v) for v in pairs[k])
-            if a in used or b in used or on_outline[a] or on_outline[b]:
+@dataclass
+class _Cells:
+    """One department's cells while defects are planted: drawn (geoms) and clean, ids and names."""
+
+    layer: str
+    geoms: NDArray[np.object_]
+    clean: NDArray[np.object_]
+    ids: NDArray[np.object_]
+    grid_names: NDArray[np.object_]
+    city: shapely.Geometry
+    comm_of: NDArray[Any] | None
+
+
+class _Planter:
+    """Plants one department's defects, far apart and away from the city outline.
+
+    Each defect kind is one method; a method returns ``False`` when no place is left for it (the
+    remaining defects of that kind are skipped) and ``None`` otherwise.  :func:`dept_layer` calls
+    them in a fixed order, so one seed plants the same defects.
+    """
+
+    def __init__(self, cells: _Cells, rng: np.random.Generator, planted: list[dict[str, Any]]) -> None:
+        clean, city = cells.clean, cells.city
+        self.layer, self.clean, self.ids, self.grid_names = cells.layer, clean, cells.ids, cells.grid_names
+        self.city, self.comm_of, self.rng, self.planted = city, cells.comm_of, rng, planted
+        self.m = len(cells.geoms)
+        self.geoms = cells.geoms.copy()
+        self.keep = np.ones(self.m, dtype=bool)
+        tree = shapely.STRtree(clean)
+        left, right = tree.query(clean, predicate="intersects")
+        sel = left < right
+        left, right = left[sel], right[sel]
+        shared = shapely.intersection(shapely.boundary(clean[left]), shapely.boundary(clean[right]))
+        good = shapely.length(shared) > 120.0
+        self.pairs = np.c_[left[good], right[good]]
+        self.shared = shared[good]
+        self.outline = shapely.boundary(city)
+        self.on_outline = shapely.dwithin(clean, self.outline, 1.0)
+        self.order = rng.permutation(len(self.pairs))
+        self.used: set[int] = set()
+        self.used_pts: list[tuple[float, float]] = []
+
+    def _far(self, p: shapely.Point) -> bool:
+        return all((p.x - x) ** 2 + (p.y - y) ** 2 > 600.0**2 for x, y in self.used_pts)
+
+    def _next_pair(self, cond: Callable[[int, int], bool] | None = None) -> tuple[int, int, Any] | None:
+        for k in self.order:
+            a, b = (int(v) for v in self.pairs[k])
+            if a in self.used or b in self.used or self.on_outline[a] or self.on_outline[b]:
                 continue
             if cond is not None and not cond(a, b):
                 continue
-            mid = shapely.line_interpolate_point(shapely.line_merge(shared[k]), 0.5, normalized=True)
-            if mid.geom_type != "Point" or shapely.is_empty(mid) or not far(mid):
+            mid = shapely.line_interpolate_point(shapely.line_merge(self.shared[k]), 0.5, normalized=True)
+            if mid.geom_type != "Point" or shapely.is_empty(mid) or not self._far(mid):
                 continue
-            used.update((a, b))
-            used_pts.append((mid.x, mid.y))
+            self.used.update((a, b))
+            self.used_pts.append((mid.x, mid.y))
             return a, b, mid
         return None
 
-    def next_single(cond=None):
-        for a in rng.permutation(m):
+    def _next_single(self, cond: Callable[[int], bool] | None = None) -> int | None:
+        for a in self.rng.permutation(self.m):
             a = int(a)
-            if a in used or (cond is not None and not cond(a)):
+            if a in self.used or (cond is not None and not cond(a)):
                 continue
-            p = shapely.point_on_surface(clean[a])
-            if not far(p):
+            p = shapely.point_on_surface(self.clean[a])
+            if not self._far(p):
                 continue
-            used.add(a)
-            used_pts.append((p.x, p.y))
+            self.used.add(a)
+            self.used_pts.append((p.x, p.y))
             return a
         return None
 
-    for _ in range(plan.get("gap", 0)):
-        got = next_pair()
+    def _record(self, feature_id: str, issue: str, xy: tuple[float, float],
+                detail: str | None = None) -> None:
+        d = {"layer": self.layer, "feature_id": feature_id, "issue": issue, "x": xy[0], "y": xy[1]}
+        if detail is not None:
+            d["detail"] = detail
+        self.planted.append(d)
+
+    def gap(self) -> bool | None:
+        got = self._next_pair()
         if got is None:
-            break
+            return False
         a, b, mid = got
-        disc = shapely.buffer(mid, float(rng.uniform(35, 55)))
-        hit = shapely.STRtree(geoms).query(disc, predicate="intersects")
-        geoms[hit] = shapely.difference(geoms[hit], disc)
-        planted.append({"layer": layer, "feature_id": "", "issue": "gap",
-                        "x": round(mid.x, 3), "y": round(mid.y, 3),
-                        "detail": f"disc of {shapely.area(disc):.0f} m² removed between "
-                                  f"{ids[a]} and {ids[b]}"})
-    for _ in range(plan.get("overlap", 0)):
-        got = next_pair()
+        disc = shapely.buffer(mid, float(self.rng.uniform(35, 55)))
+        hit = shapely.STRtree(self.geoms).query(disc, predicate="intersects")
+        self.geoms[hit] = shapely.difference(self.geoms[hit], disc)
+        self._record("", "gap", (round(mid.x, 3), round(mid.y, 3)),
+                     f"disc of {shapely.area(disc):.0f} m² removed between {self.ids[a]} and {self.ids[b]}")
+        return None
+
+    def overlap(self) -> bool | None:
+        got = self._next_pair()
         if got is None:
-            break
+            return False
         a, b, mid = got
-        disc = shapely.buffer(mid, float(rng.uniform(35, 55)))
+        geoms, clean = self.geoms, self.clean
+        disc = shapely.buffer(mid, float(self.rng.uniform(35, 55)))
         # the disc cut to the clean pair reaches across the hand-drawn sliver gap, so A stays one polygon
         geoms[a] = shapely.union(geoms[a], shapely.intersection(disc, shapely.union(clean[a], clean[b])))
-        x, y = _pt(shapely.intersection(geoms[a], geoms[b]))
-        planted.append({"layer": layer, "feature_id": ids[a], "issue": "overlap", "x": x, "y": y,
-                        "detail": f"{ids[a]} overlaps {ids[b]}"})
-    for _ in range(plan.get("crosses_community", 0)):
+        self._record(self.ids[a], "overlap", _pt(shapely.intersection(geoms[a], geoms[b])),
+                     f"{self.ids[a]} overlaps {self.ids[b]}")
+        return None
+
+    def crosses_community(self) -> bool | None:
+        comm_of = self.comm_of
         if comm_of is None:
-            break
-        got = next_pair(lambda a, b: comm_of[a] != comm_of[b])
+            return False
+        got = self._next_pair(lambda a, b: comm_of[a] != comm_of[b])
         if got is None:
-            break
+            return False
         a, b, _mid = got
-        geoms[a] = shapely.union(geoms[a], geoms[b])
-        keep[b] = False
-        x, y = _pt(clean[b])
-        planted.append({"layer": layer, "feature_id": ids[a], "issue": "crosses_community", "x": x, "y": y,
-                        "detail": f"{ids[a]} absorbed {ids[b]} across a community line"})
-    for _ in range(plan.get("outside_boundary", 0)):
-        a = next_single(lambda a: bool(on_outline[a]) and shapely.length(
-            shapely.intersection(shapely.boundary(clean[a]), shapely.buffer(outline, 0.01))) > 200.0)
+        self.geoms[a] = shapely.union(self.geoms[a], self.geoms[b])
+        self.keep[b] = False
+        self._record(self.ids[a], "crosses_community", _pt(self.clean[b]),
+                     f"{self.ids[a]} absorbed {self.ids[b]} across a community line")
+        return None
+
+    def _outline_edge(self, a: int) -> shapely.Geometry:
+        return shapely.intersection(shapely.boundary(self.clean[a]), shapely.buffer(self.outline, 0.01))
+
+    def outside_boundary(self) -> bool | None:
+        a = self._next_single(
+            lambda a: bool(self.on_outline[a]) and shapely.length(self._outline_edge(a)) > 200.0)
         if a is None:
-            break
-        edge = shapely.intersection(shapely.boundary(clean[a]), shapely.buffer(outline, 0.01))
-        parts = shapely.get_parts(shapely.line_merge(edge))
+            return False
+        parts = shapely.get_parts(shapely.line_merge(self._outline_edge(a)))
         longest = parts[np.argmax(shapely.length(parts))]
         p = shapely.line_interpolate_point(longest, 0.5, normalized=True)
         disc = shapely.buffer(p, 80.0)
-        geoms[a] = shapely.union(geoms[a], disc)
-        x, y = _pt(shapely.difference(disc, city))
-        planted.append({"layer": layer, "feature_id": ids[a], "issue": "outside_boundary", "x": x, "y": y})
-    for _ in range(plan.get("invalid_geometry", 0)):
-        a = next_single(lambda a: geoms[a].geom_type == "Polygon")
+        self.geoms[a] = shapely.union(self.geoms[a], disc)
+        self._record(self.ids[a], "outside_boundary", _pt(shapely.difference(disc, self.city)))
+        return None
+
+    def invalid_geometry(self) -> bool | None:
+        a = self._next_single(lambda a: bool(shapely.get_type_id(self.geoms[a]) == 3))
         if a is None:
-            break
-        ring = shapely.get_coordinates(shapely.get_exterior_ring(geoms[a]))
-        bowtie = None
-        for k in range(1, len(ring) - 3):
-            r = ring.copy()
-            r[[k, k + 1]] = r[[k + 1, k]]
-            cand = shapely.Polygon(r)
-            if not shapely.is_valid(cand) and "Self-intersection" in shapely.is_valid_reason(cand):
-                bowtie = cand
-                break
+            return False
+        bowtie = _bowtie(self.geoms[a])
         if bowtie is None:
-            continue
+            return None
         reason = shapely.is_valid_reason(bowtie)
-        x, y = _pt(shapely.make_valid(bowtie))
+        xy = _pt(shapely.make_valid(bowtie))
         mobj = re.search(r"\[([-\d.e]+) ([-\d.e]+)\]", reason)
-        geoms[a] = bowtie
-        planted.append({"layer": layer, "feature_id": ids[a], "issue": "invalid_geometry", "x": x, "y": y,
-                        "detail": reason if mobj else "self-intersection"})
-    for _ in range(plan.get("duplicate_id", 0)):
-        a = next_single()
-        b = next_single()
+        self.geoms[a] = bowtie
+        self._record(self.ids[a], "invalid_geometry", xy, reason if mobj else "self-intersection")
+        return None
+
+    def duplicate_id(self) -> bool | None:
+        a = self._next_single()
+        b = self._next_single()
         if a is None or b is None:
-            break
-        ids[b] = ids[a]
-        x, y = _pt(geoms[b])
-        planted.append({"layer": layer, "feature_id": ids[a], "issue": "duplicate_id", "x": x, "y": y})
-    for _ in range(plan.get("missing_value", 0)):
-        a = next_single()
+            return False
+        self.ids[b] = self.ids[a]
+        self._record(self.ids[a], "duplicate_id", _pt(self.geoms[b]))
+        return None
+
+    def missing_value(self) -> bool | None:
+        a = self._next_single()
         if a is None:
-            break
-        grid_names[a] = None
-        x, y = _pt(geoms[a])
-        planted.append({"layer": layer, "feature_id": ids[a], "issue": "missing_value", "x": x, "y": y,
-                        "detail": "dept_grid_name is NULL"})
-    return geoms, ids, grid_names, keep
+            return False
+        self.grid_names[a] = None
+        self._record(self.ids[a], "missing_value", _pt(self.geoms[a]), "dept_grid_name is NULL")
+        return None
+
+
+def _bowtie(geom: shapely.Polygon) -> shapely.Polygon | None:
+    """*geom* with two neighbouring vertices swapped so its ring crosses itself (None if no swap does)."""
+    ring = shapely.get_coordinates(shapely.get_exterior_ring(geom))
+    for k in range(1, len(ring) - 3):
+        r = ring.copy()
+        r[[k, k + 1]] = r[[k + 1, k]]
+        cand = shapely.Polygon(r)
+        if not shapely.is_valid(cand) and "Self-intersection" in shapely.is_valid_reason(cand):
+            return cand
+    return None

@@ -175,7 +175,6 @@ def make_events(
     hot_ids: list[str], rng: np.random.Generator, *, scale: str = "small",
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Located events of *source* with category, time, true address and hotspot id."""
-    cats = CATEGORIES[source]
     hot = HOTSPOTS[scale][source]
     n_hot = round(n * HOTSPOT_SHARE[scale][source])
     parts = []
@@ -194,17 +193,88 @@ def make_events(
                      "lat": round(float(book.lat[c]), 7), "radius_m": float(np.ceil(halo_r * 10) / 10),
                      "core_radius_m": float(np.ceil(core_r * 10) / 10), "core_events": n_core, "trend": trend,
                      "events": n_hot})
-    n_bg = n - n_hot * len(hot)
+    parts.append(_background(source, n - n_hot * len(hot), book, rng))
+    ev = pd.concat(parts, ignore_index=True)
+    ev["reported_at"] = _dates(ev["year"].to_numpy(), rng)
+    ev = ev.sort_values(["reported_at", "addr"], kind="stable").reset_index(drop=True)
+    return ev, meta
+
+
+def _background(source: str, n_bg: int, book: AddressBook, rng: np.random.Generator) -> pd.DataFrame:
+    """Events spread in proportion to residents, categories and years following the designed trends."""
+    cats = CATEGORIES[source]
     combos = [(c, y, share * (1 + g) ** i) for c, (share, g) in cats.items() for i, y in enumerate(YEARS)]
     p = np.array([w for _, _, w in combos])
     pick = rng.choice(len(combos), size=n_bg, p=p / p.sum())
     addr = rng.choice(len(book.x), size=n_bg, p=book.weight / book.weight.sum())
-    parts.append(pd.DataFrame({
+    return pd.DataFrame({
         "category": np.array([c for c, _, _ in combos], dtype=object)[pick],
         "year": np.array([y for _, y, _ in combos])[pick], "addr": addr, "hotspot_id": "",
-    }))
-    ev = pd.concat(parts, ignore_index=True)
-    ev["reported_at"] = _dates(ev["year"].to_numpy(), rng)
+    })
+
+
+@dataclass(frozen=True)
+class Spot:
+    """A planted hotspot of a generated variant: its category, trend, radius and share of the events.
+
+    Trends: ``rising`` / ``falling`` / ``steady`` (year shares as the base sample's), ``new``
+    (every event in the final month) and ``sporadic`` (every other quarter, and the final one).
+    """
+
+    category: str
+    trend: str
+    radius_m: float
+    share: float
+
+
+MONTHS = 12 * len(YEARS)
+
+
+def month_weights(trend: str) -> NDArray[np.float64]:
+    """Share of a hotspot's events in each of the MONTHS months for *trend*."""
+    if trend in _TREND_WEIGHTS:
+        return np.repeat(np.asarray(_TREND_WEIGHTS[trend]) / 12.0, 12)
+    w = np.zeros(MONTHS)
+    if trend == "new":
+        w[-1] = 1.0
+    elif trend == "sporadic":  # on in every other quarter and the last one: sporadic by month or quarter
+        quarter = np.arange(MONTHS) // 3
+        w[(quarter % 2 == 0) | (quarter == quarter[-1])] = 1.0
+    else:
+        raise ValueError(f"unknown trend {trend!r}")
+    return w / w.sum()
+
+
+def _month_dates(month: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.datetime64]:
+    start = (month + 12 * (YEARS[0] - 1970)).astype("datetime64[M]").astype("datetime64[s]")
+    end = (month + 1 + 12 * (YEARS[0] - 1970)).astype("datetime64[M]").astype("datetime64[s]")
+    secs = (rng.random(len(month)) * (end - start).astype(np.int64)).astype(np.int64)
+    return start + secs.astype("timedelta64[s]")
+
+
+def make_spot_events(
+    source: str, n: int, book: AddressBook, centres: NDArray[np.int64], tree: shapely.STRtree,
+    spots: list[Spot], hot_ids: list[str], rng: np.random.Generator,
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Located events of *source* with hotspots planted as *spots* say (the generated variants).
+
+    Each hotspot's events fall on addresses within its radius, Gaussian-weighted (sigma = radius / 2),
+    in months drawn from :func:`month_weights`; the rest is the usual background.
+    """
+    parts, meta = [], []
+    for spot, c, hid in zip(spots, centres, hot_ids, strict=True):
+        k = round(n * spot.share)
+        addr = _near(book, tree, int(c), spot.radius_m, spot.radius_m / 2.0, k, rng)
+        month = rng.choice(MONTHS, size=k, p=month_weights(spot.trend))
+        parts.append(pd.DataFrame({"category": spot.category, "year": YEARS[0] + month // 12, "addr": addr,
+                                   "hotspot_id": hid, "reported_at": _month_dates(month, rng)}))
+        meta.append({"id": hid, "source": source, "category": spot.category,
+                     "x": round(float(book.x[c]), 3), "y": round(float(book.y[c]), 3),
+                     "lon": round(float(book.lon[c]), 7), "lat": round(float(book.lat[c]), 7),
+                     "radius_m": float(spot.radius_m), "trend": spot.trend, "events": k})
+    bg = _background(source, n - sum(len(p) for p in parts), book, rng)
+    bg["reported_at"] = _dates(bg["year"].to_numpy(), rng)
+    ev = pd.concat([*parts, bg], ignore_index=True)
     ev = ev.sort_values(["reported_at", "addr"], kind="stable").reset_index(drop=True)
     return ev, meta
 

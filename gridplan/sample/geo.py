@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,13 +43,13 @@ _OUTLINE_LONLAT = (
 CITY_AREA_M2 = 2_460e6
 
 
-def lonlat_to_xy(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
+def lonlat_to_xy(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> tuple[NDArray[Any], ...]:
     """CGCS2000 lon/lat → EPSG:4547 x/y (metres)."""
     x, y = get_transformer(4490, 4547).transform(np.asarray(lon, float), np.asarray(lat, float))
     return np.asarray(x), np.asarray(y)
 
 
-def xy_to_lonlat(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
+def xy_to_lonlat(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray[Any], ...]:
     """EPSG:4547 x/y → CGCS2000 lon/lat."""
     lon, lat = get_transformer(4547, 4490).transform(np.asarray(x, float), np.asarray(y, float))
     return np.asarray(lon), np.asarray(lat)
@@ -79,7 +80,7 @@ def _voronoi_cells(seeds: NDArray[np.float64], clip: shapely.Geometry) -> NDArra
     return shapely.intersection(shapely.get_parts(vor), clip)
 
 
-def _power_cells(sites: NDArray[np.float64], w: NDArray[np.float64], clip: shapely.Geometry) -> NDArray:
+def _power_cells(sites: NDArray[np.float64], w: NDArray[np.float64], clip: shapely.Geometry) -> NDArray[Any]:
     """Cells of the power diagram of *sites* with weights *w* (m²), clipped; computed cell by cell."""
     n = len(sites)
     big = 1e6
@@ -181,14 +182,14 @@ class TownFrame:
     theta: float
 
 
-def _rotate(x: NDArray, y: NDArray, frame: TownFrame) -> tuple[NDArray, NDArray]:
+def _rotate(x: NDArray[Any], y: NDArray[Any], frame: TownFrame) -> tuple[NDArray[Any], ...]:
     ox, oy = frame.origin
     c, s = np.cos(frame.theta), np.sin(frame.theta)
     dx, dy = x - ox, y - oy
     return dx * c + dy * s, -dx * s + dy * c
 
 
-def _unrotate(u: NDArray, v: NDArray, frame: TownFrame) -> tuple[NDArray, NDArray]:
+def _unrotate(u: NDArray[Any], v: NDArray[Any], frame: TownFrame) -> tuple[NDArray[Any], ...]:
     ox, oy = frame.origin
     c, s = np.cos(frame.theta), np.sin(frame.theta)
     return ox + u * c - v * s, oy + u * s + v * c
@@ -278,25 +279,8 @@ def town_buildings(
         if seen:
             fresh = ~np.isin(key, np.fromiter(seen, np.int64, len(seen)))
             i, j, key = i[fresh], j[fresh], key[fresh]
-        uc, vc = (i + 0.5) * CELL_M, (j + 0.5) * CELL_M
-        x, y = _unrotate(uc, vc, frame)
-        a = np.mod(uc, BLOCK_M)
-        b = np.mod(vc, BLOCK_M)
-        du, dv = np.minimum(a, BLOCK_M - a), np.minimum(b, BLOCK_M - b)
-        orient = np.where(dv <= du, 0, 1)  # 0: street along u (constant v)
-        road_v = np.round(vc / BLOCK_M) * BLOCK_M
-        road_u = np.round(uc / BLOCK_M) * BLOCK_M
-        fu = np.where(orient == 0, uc, road_u)
-        fv = np.where(orient == 0, road_v, vc)
-        fx, fy = _unrotate(fu, fv, frame)
-        ok = shapely.contains_xy(inner, x, y) & shapely.contains_xy(town, fx, fy)
-        df = pd.DataFrame({
-            "x": x, "y": y, "orient": orient,
-            "index": np.where(orient == 0, np.round(vc / BLOCK_M), np.round(uc / BLOCK_M)).astype(np.int64),
-            "side": np.where(orient == 0, vc > road_v, uc > road_u).astype(np.int64),
-            "along": np.where(orient == 0, i, j),
-            "depth": np.floor(np.where(orient == 0, dv, du) / CELL_M).astype(np.int64),
-        })[ok]
+        df, ok = _lots(i, j, frame, inner, town)
+        df = df[ok]
         seen.update(key[ok].tolist())
         got.append(df)
         have += len(df)
@@ -306,13 +290,71 @@ def town_buildings(
     return out.reset_index(drop=True)
 
 
-def building_polygons(x: NDArray, y: NDArray, theta: NDArray) -> NDArray[np.object_]:
-    """Rotated 16 m squares centred on (x, y)."""
-    h = BUILDING_HALF_M
-    corners = np.array([(-h, -h), (h, -h), (h, h), (-h, h), (-h, -h)])
+def _lots(
+    i: NDArray[np.int64], j: NDArray[np.int64], frame: TownFrame, inner: shapely.Geometry,
+    town: shapely.Geometry,
+) -> tuple[pd.DataFrame, NDArray[np.bool_]]:
+    """Lots (i, j) of the lattice as rows x, y, orient, index, side, along, depth; and which are usable.
+
+    A lot is usable when its centre is inside the town (less a margin) and its street's foot is too.
+    """
+    uc, vc = (i + 0.5) * CELL_M, (j + 0.5) * CELL_M
+    x, y = _unrotate(uc, vc, frame)
+    a = np.mod(uc, BLOCK_M)
+    b = np.mod(vc, BLOCK_M)
+    du, dv = np.minimum(a, BLOCK_M - a), np.minimum(b, BLOCK_M - b)
+    orient = np.where(dv <= du, 0, 1)  # 0: street along u (constant v)
+    road_v = np.round(vc / BLOCK_M) * BLOCK_M
+    road_u = np.round(uc / BLOCK_M) * BLOCK_M
+    fu = np.where(orient == 0, uc, road_u)
+    fv = np.where(orient == 0, road_v, vc)
+    fx, fy = _unrotate(fu, fv, frame)
+    ok = shapely.contains_xy(inner, x, y) & shapely.contains_xy(town, fx, fy)
+    df = pd.DataFrame({
+        "x": x, "y": y, "orient": orient,
+        "index": np.where(orient == 0, np.round(vc / BLOCK_M), np.round(uc / BLOCK_M)).astype(np.int64),
+        "side": np.where(orient == 0, vc > road_v, uc > road_u).astype(np.int64),
+        "along": np.where(orient == 0, i, j),
+        "depth": np.floor(np.where(orient == 0, dv, du) / CELL_M).astype(np.int64),
+    })
+    return df, ok
+
+
+def block_lots(town: shapely.Geometry, frame: TownFrame, bu: int, bv: int) -> pd.DataFrame:
+    """Every usable lot of the street block (bu, bv) of the town's grid (64 when inside the town)."""
+    per = int(BLOCK_M / CELL_M)
+    i, j = np.meshgrid(np.arange(per) + bu * per, np.arange(per) + bv * per, indexing="ij")
+    inner = shapely.buffer(town, -(BUILDING_HALF_M * 1.5 + 2))
+    df, ok = _lots(i.ravel().astype(np.int64), j.ravel().astype(np.int64), frame, inner, town)
+    return df[ok].reset_index(drop=True)
+
+
+def block_polygon(frame: TownFrame, bu: int, bv: int) -> shapely.Polygon:
+    """Return the square of street block (bu, bv) between its four street centrelines."""
+    u = np.array([0, 1, 1, 0, 0]) * BLOCK_M + bu * BLOCK_M
+    v = np.array([0, 0, 1, 1, 0]) * BLOCK_M + bv * BLOCK_M
+    x, y = _unrotate(u.astype(float), v.astype(float), frame)
+    return shapely.Polygon(np.round(np.c_[x, y], 3))
+
+
+def block_of(
+    x: NDArray[Any], y: NDArray[Any], frame: TownFrame
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Return the street block (bu, bv) holding each point."""
+    u, v = _rotate(np.asarray(x, float), np.asarray(y, float), frame)
+    return np.floor(u / BLOCK_M).astype(np.int64), np.floor(v / BLOCK_M).astype(np.int64)
+
+
+def building_polygons(
+    x: NDArray[Any], y: NDArray[Any], theta: NDArray[Any], half: NDArray[Any] | None = None
+) -> NDArray[np.object_]:
+    """Rotated squares centred on (x, y): 16 m (half side BUILDING_HALF_M) unless *half* says."""
+    unit = np.array([(-1, -1), (1, -1), (1, 1), (-1, 1), (-1, -1)], dtype=float)
+    h = np.full(len(x), BUILDING_HALF_M) if half is None else np.asarray(half, float)
+    cu, cv = unit[None, :, 0] * h[:, None], unit[None, :, 1] * h[:, None]
     c, s = np.cos(theta)[:, None], np.sin(theta)[:, None]
-    px = x[:, None] + corners[None, :, 0] * c - corners[None, :, 1] * s
-    py = y[:, None] + corners[None, :, 0] * s + corners[None, :, 1] * c
+    px = x[:, None] + cu * c - cv * s
+    py = y[:, None] + cu * s + cv * c
     return shapely.polygons(np.round(np.stack([px, py], axis=-1), 3))
 
 
