@@ -1,4 +1,4 @@
-"""``gridplan geocode`` and ``gridplan reverse-geocode`` (PRODUCT §3.4, §5)."""
+"""``gridplan geocode`` and ``gridplan reverse-geocode``."""
 
 from __future__ import annotations
 
@@ -6,19 +6,22 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich.table import Table
 
-from gridplan.cli._app import app, console, progress, user_errors
+from gridplan.cli._app import app, console, example, progress, user_errors
 from gridplan.errors import InputError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from gridplan.geocode import Geocoder
 
 
 def _read_input(path: Path) -> pd.DataFrame:
     """Read a CSV as text columns (UTF-8 with or without BOM, else GB18030); empty cells stay ''."""
+    import pandas as pd
+
     if not path.exists():
         raise InputError("file not found", file=path)
     if path.is_dir():
@@ -44,7 +47,12 @@ def _build(layers: Path, plan: Path | None) -> Geocoder:
     return Geocoder.from_files(layers, plan)
 
 
-@app.command()
+@app.command(
+    epilog=example(
+        "gridplan geocode cases.csv --layers layers.gpkg --plan plan.gpkg -o cases_located.csv",
+        "gridplan geocode cases_located.csv --layers layers.gpkg --plan plan.gpkg --rematch -o again.csv",
+    )
+)
 @user_errors
 def geocode(
     input_csv: Path = typer.Argument(
@@ -91,8 +99,10 @@ def geocode(
 
     table = _read_input(input_csv)
     with progress() as prog:
-        task = prog.add_task("build address index", total=max(len(table), 1))
+        index_task = prog.add_task("build address index", total=None)  # pulses: its size is unknown
         geocoder = _build(layers, plan)
+        prog.update(index_task, total=1, completed=1)
+        task = prog.add_task("geocode", total=max(len(table), 1))
         t0 = time.perf_counter()
         if rematch:
             prog.update(task, description="rematch")
@@ -160,7 +170,10 @@ def _summary(result: pd.DataFrame, *, out: Path, n_run: int, secs: float, build_
     console.print(table)
 
 
-@app.command("reverse-geocode")
+@app.command(
+    "reverse-geocode",
+    epilog=example("gridplan reverse-geocode points.csv --layers layers.gpkg --plan plan.gpkg -o near.csv"),
+)
 @user_errors
 def reverse_geocode(
     input_csv: Path = typer.Argument(
