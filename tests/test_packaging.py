@@ -108,3 +108,31 @@ def test_package_data_ships_the_vendored_assets_and_licences() -> None:
     assert data["project"]["license"] == "Apache-2.0"  # SPDX, as LICENSE says
     assert "Apache License" in (ROOT / "LICENSE").read_text()
     assert set(data["project"]["optional-dependencies"]) >= {"postgis", "service", "dask", "all"}
+
+
+def test_notebook_view_of_a_map_inlines_the_assets(small_plan: Path) -> None:
+    """``m`` shown in Jupyter: Leaflet inlined, not one http(s) script or stylesheet."""
+    import html
+
+    from gridplan import maps
+    from gridplan.plans import read_plan
+
+    grids = read_plan(small_plan).base_grids
+    for m in (maps.base_grid_map(grids), maps.dual_grid_map(grids, grids)):
+        view = m._repr_html_()
+        assert view.startswith("<iframe srcdoc=")
+        page = html.unescape(view)
+        remote = re.findall(r"<(?:script|link)[^>]+(?:src|href)=[\"']?(?:https?:)?//[^>]*>", page)
+        assert remote == [], remote[:3]
+        assert 'data-gridplan-asset="leaflet"' in page
+        assert "L.map(" in page or "L.map (" in page  # the map itself is in the page
+
+
+def test_notebook_view_of_a_plain_folium_map_uses_cdns() -> None:
+    """The check above can fail: folium's own view links its CDNs."""
+    import html
+
+    import folium
+
+    page = html.unescape(folium.Map(location=(23.0, 113.7))._repr_html_())
+    assert re.search(r"<script[^>]+src=\"https?://", page)
