@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from gridplan.cli._app import app, console, example, progress, user_errors
+from gridplan.cli._app import app, console, err_console, example, progress, user_errors
 from gridplan.errors import InputError
 
 if TYPE_CHECKING:
@@ -79,7 +79,12 @@ def geocode(
     ),
     rematch_ties: bool = typer.Option(False, "--rematch-ties", help="With --rematch, re-run T rows too."),
     address_col: str = typer.Option("address", "--address-col", help="Name of the address column."),
-    chunk_rows: int = typer.Option(200_000, "--chunk-rows", min=1000, help="Rows per batch (progress step)."),
+    chunk_rows: int = typer.Option(
+        200_000,
+        "--chunk-rows",
+        min=1000,
+        help="Rows per batch: the progress step, and the largest Dask partition with --scheduler.",
+    ),
     bom: bool = typer.Option(
         True, "--bom/--no-bom", help="UTF-8 with a BOM, so Excel shows Chinese (default); --no-bom: without."
     ),
@@ -118,10 +123,16 @@ def geocode(
         elif scheduler:
             prog.update(task, description=f"geocode on Dask ({scheduler})")
             with dask_client(scheduler) as client:
+                link = getattr(client, "dashboard_link", None)
+                if link:  # with bokeh (the dask extra) the scheduler serves its dashboard
+                    err_console.print(f"Dask dashboard: {link}", highlight=False)
+                # partitions of at most --chunk-rows rows, and at least one per worker thread
+                threads = sum(client.nthreads().values()) or 1
                 result = geocode_dask(
                     table,
                     geocoder,
                     client=client,
+                    npartitions=max(threads, -(-len(table) // chunk_rows)),
                     min_score=min_score,
                     address_col=address_col,
                 )
