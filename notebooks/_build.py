@@ -845,37 +845,25 @@ print(f"{len(sites)} candidate posts, {len(demand):,} hazards; 10 posts cover "
 
 `gridplan.maps` builds folium maps with a Chinese interface (title, legend, layer control, scale bar,
 search by grid code) from the tables above; without a tile server the city, towns, communities and
-roads are drawn as the background, so nothing is loaded from the internet. `render_html(m)` produces
-one self-contained HTML page (Leaflet inlined) — we show it here in a frame — and
-`publish_map(m, "maps/", title=…)` writes it atomically into a folder with an `index.html` listing
-every map with its plan version and date. Every user string (names, addresses, codes) is escaped.
+roads are drawn as the background, so nothing is loaded from the internet. A map shown in the notebook
+(`m` as the last line of a cell) has Leaflet inlined too, so it displays on an intranet; `render_html(m)`
+produces the same self-contained HTML page, and `publish_map(m, "maps/", title=…)` writes it atomically
+into a folder with an `index.html` listing every map with its plan version and date. Every user string
+(names, addresses, codes) is escaped.
 """),
     ("code", r'''
-import html as html_lib
-
-from IPython.display import HTML
-
 from gridplan import maps
 
 background = {k: layers[k] for k in ("city", "towns", "communities", "roads")}
-
-
-def show(page: str, height: int = 520) -> HTML:
-    """Show a self-contained map page inline (works offline, unlike a CDN-based preview)."""
-    frame = f'<iframe srcdoc="{html_lib.escape(page)}" style="width:100%;height:{height}px;border:none"></iframe>'
-    return HTML(f"<div>{frame}</div>")
-
-
 workload_map = maps.base_grid_map(new.base_grids, background=background, color_by="workload", cmap="YlOrRd_09",
                                   title="调整方案：网格工作量", subtitle=f"{total_staff} 名网格员")
-page = maps.render_html(workload_map)
-display(show(page))
+workload_map  # displayed offline: the notebook view inlines Leaflet as a published page does
 '''),
     ("code", r'''
 MAPS = WORK / "maps"
 maps.publish_map(workload_map, MAPS, title="调整方案：网格工作量", slug="proposal-workload",
                  plan_id=new.meta.plan_id, data_date=str(new.meta.created_at)[:10],
-                 summary=f"{len(new.base_grids)} 个网格，按工作量着色", html=page)
+                 summary=f"{len(new.base_grids)} 个网格，按工作量着色")
 compare = maps.dual_grid_map(old.base_grids, new.base_grids, changes=diff.grids[["grid_code", "change"]],
                              background=background, title="调整方案前后对比")
 maps.publish_map(compare, MAPS, title="调整方案前后对比", slug="proposal-compare", plan_id=new.meta.plan_id,

@@ -353,7 +353,7 @@ def test_cli(tmp_path: Path) -> None:
     assert (tmp_path / "s" / "manifest.json").exists()
     res = runner.invoke(app, ["sample", "--out", str(tmp_path / "t"), "--scale", "huge"])
     assert res.exit_code == 2
-    assert "unknown scale" in res.output
+    assert "huge' is not one of" in res.output
     assert len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "t").exists()
 

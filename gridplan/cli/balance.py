@@ -7,12 +7,12 @@ Thin: parse arguments, read the plan/layers/events, call :mod:`gridplan.balance.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-import numpy as np
 import typer
 from rich.table import Table
 
-from gridplan.cli._app import app, console, progress, user_errors
+from gridplan.cli._app import app, console, err_console, example, progress, refuse_existing, user_errors
 from gridplan.errors import InputError
 
 
@@ -31,20 +31,25 @@ def _events(path: Path | None):  # type: ignore[no-untyped-def]
 
     table = read_events(path)
     if table.n_skipped:
-        console.print(
-            f"[yellow]{path.name}: {table.n_skipped:,} of {table.n_total:,} rows not located, "
-            f"skipped ({', '.join(f'{k}: {v}' for k, v in table.skipped_reasons.items())})[/]"
+        err_console.print(
+            f"{path.name}: {table.n_skipped:,} of {table.n_total:,} rows not located, "
+            f"skipped ({', '.join(f'{k}: {v}' for k, v in table.skipped_reasons.items())})",
+            style="yellow",
         )
     return table
 
 
-@app.command()
+@app.command(
+    epilog=example(
+        "gridplan balance plan.gpkg --layers layers.gpkg --staff 300 --cases cases.csv -o proposal.gpkg"
+    )
+)
 @user_errors
 def balance(
     plan_path: Path = typer.Argument(..., metavar="PLAN.gpkg", help="Current plan (from gridplan merge)."),
     layers: Path = typer.Option(..., "--layers", help="LAYERS.gpkg with `units` (businesses), `roads`."),
     staff: int = typer.Option(..., "--staff", help="Total grid workers to apportion."),
-    out: Path = typer.Option(..., "--out", help="PROPOSAL.gpkg to write (a new plan version)."),
+    out: Path = typer.Option(..., "--out", "-o", help="PROPOSAL.gpkg to write (a new plan version)."),
     cases: Path | None = typer.Option(None, "--cases", help="Located cases CSV (gridplan geocode output)."),
     hazards: Path | None = typer.Option(None, "--hazards", help="Located hazards CSV."),
     weights: Path | None = typer.Option(
@@ -54,8 +59,8 @@ def balance(
     ),
     min_staff: int = typer.Option(1, "--min-staff", help="Fewest workers per grid."),
     max_staff: int = typer.Option(6, "--max-staff", help="Most workers per grid."),
-    method: str = typer.Option(
-        "webster", "--method", help="Apportionment: webster (Sainte-Laguë) | hamilton."
+    method: Literal["webster", "hamilton"] = typer.Option(
+        "webster", "--method", help="Apportionment: webster (Sainte-Laguë) or hamilton (largest remainder)."
     ),
     target_cv: float = typer.Option(
         0.10,
@@ -72,6 +77,7 @@ def balance(
         0.5, "--max-compactness-loss", help="A changed grid keeps at least (1 - this) of its own compactness."
     ),
     seed: int = typer.Option(0, "--seed", help="Tie-break seed (same seed, same proposal)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
 ) -> None:
     """Staff every base grid and propose the fewest boundary moves that even out workload per worker.
 
@@ -86,6 +92,7 @@ def balance(
 
     if method not in ("webster", "hamilton"):
         raise InputError(f"unknown method {method!r}; use webster or hamilton", field="--method")
+    refuse_existing(out, overwrite=overwrite)
     w = load_weights(weights)
     with progress() as prog:
         task = prog.add_task("reading plan and layers", total=4)
@@ -99,7 +106,7 @@ def balance(
         options = RebalanceOptions(
             min_staff=min_staff,
             max_staff=max_staff,
-            method=method,  # type: ignore[arg-type]
+            method=method,
             target_cv=target_cv,
             max_moved_share=max_moved_share,
             min_compactness=min_compactness,
@@ -108,7 +115,7 @@ def balance(
         )
         prop = rebalance(plan, wl, total_staff=staff, options=options)
         prog.update(task, advance=1, description="writing proposal")
-        write_plan(prop.plan, out)
+        write_plan(prop.plan, out, overwrite=overwrite)
         prog.update(task, advance=1)
     s = prop.summary
     t = Table(title=f"proposal {prop.plan.meta.plan_id} (parent {plan.meta.plan_id})")
@@ -136,6 +143,7 @@ def balance(
 
 def _demand(layers: Path, demand: Path | None):  # type: ignore[no-untyped-def]
     """Demand points and weights: located events (weight 1) or buildings (residents + floating)."""
+    import numpy as np
     import shapely
 
     from gridplan.layers import read_layer
@@ -162,7 +170,12 @@ def _demand(layers: Path, demand: Path | None):  # type: ignore[no-untyped-def]
     )
 
 
-@app.command()
+@app.command(
+    epilog=example(
+        "gridplan coverage layers.gpkg --radius-m 1000 --posts 10 --demand hazards_located.csv -o cover.gpkg",
+        "gridplan coverage layers.gpkg --cover-all --candidates facilities:police_station -o cover.gpkg",
+    )
+)
 @user_errors
 def coverage(
     layers: Path = typer.Argument(..., metavar="LAYERS.gpkg", help="City layers (buildings, facilities)."),
@@ -187,7 +200,7 @@ def coverage(
         "each); default: buildings weighted by residents + floating residents.",
     ),
     time_limit_s: float = typer.Option(60.0, "--time-limit-s", help="CBC time limit (the gap is reported)."),
-    out: Path = typer.Option(..., "--out", help="COVER.gpkg: layers posts, uncovered, summary."),
+    out: Path = typer.Option(..., "--out", "-o", help="COVER.gpkg: layers posts, uncovered, summary."),
 ) -> None:
     """Place fixed posts: N posts covering the most demand (MCLP) or the fewest covering all (LSCP)."""
     import geopandas as gpd

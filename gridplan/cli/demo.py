@@ -1,7 +1,7 @@
 """``gridplan demo``: the whole pipeline on the sample city, step by step, through the real CLI.
 
-Each step is the same command a user would type (so the demo also proves the CLI contract of
-PRODUCT §5): sample → validate → merge → geocode cases and hazards → heatmap → hotspots →
+Each step is the same command a user would type (so the demo also proves the CLI contract):
+sample → validate → merge → geocode cases and hazards → heatmap → hotspots →
 balance → coverage → diff → publish.  Outputs land in the workspace folder; the last line is the
 path of the published ``maps/index.html``.
 """
@@ -11,13 +11,15 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import Literal
 
 import typer
 from rich.rule import Rule
 from rich.table import Table
+from rich.text import Text
 
-from gridplan.cli._app import app, console, user_errors
-from gridplan.errors import GridplanError, InputError
+from gridplan.cli._app import app, console, err_console, example, user_errors
+from gridplan.errors import GridplanError
 
 # Files the demo writes into the workspace (removed before a fresh run so plans are not refused).
 _OUTPUTS = (
@@ -30,7 +32,11 @@ def _run(step: str, args: list[str]) -> float:
     """Run one CLI command in-process; raise if it fails. Returns its wall time in seconds."""
     from typer.main import get_command
 
-    console.print(Rule(f"[bold]{step}[/]  gridplan {' '.join(args)}", align="left"))
+    header = f"{step}  gridplan {' '.join(args)}"
+    if err_console.is_terminal:
+        err_console.print(Rule(Text(header, style="bold"), align="left"))
+    else:  # piped: the whole command line, never cut to a width
+        err_console.print(f"── {header}")
     t0 = time.perf_counter()
     code = get_command(app).main(args=args, prog_name="gridplan", standalone_mode=False)
     if code not in (None, 0):
@@ -44,17 +50,19 @@ def _grid_count(plan: Path) -> int:
     return int(pyogrio.read_info(plan, layer="base_grids")["features"])
 
 
-@app.command()
+@app.command(epilog=example("gridplan demo --workspace demo/ --scale small"))
 @user_errors
 def demo(
-    workspace: Path = typer.Option(Path("demo"), help="Folder for every output of the demo."),
-    scale: str = typer.Option("small", help="small (seconds) or city (Dongguan scale, minutes)."),
+    workspace: Path = typer.Option(
+        Path("demo"), "--workspace", "-w", help="Folder for every output of the demo (replaced on a re-run)."
+    ),
+    scale: Literal["small", "city"] = typer.Option(
+        "small", "--scale", help="small (seconds) or city (Dongguan scale, minutes)."
+    ),
     seed: int = typer.Option(0, help="Sample-city seed."),
     workers_per_grid: float = typer.Option(2.0, help="Staff budget = this × number of base grids."),
 ) -> None:
     """Run the whole pipeline on the sample city and publish the maps (prints maps/index.html)."""
-    if scale not in ("small", "city"):
-        raise InputError("must be small or city", field="--scale")
     ws = workspace
     ws.mkdir(parents=True, exist_ok=True)
     for name in _OUTPUTS:
@@ -99,6 +107,6 @@ def demo(
     table.add_column("seconds", justify="right")
     for step, secs in times.items():
         table.add_row(step, f"{secs:.1f}")
-    table.add_row("[bold]total", f"[bold]{sum(times.values()):.1f}")
-    console.print(table)
-    console.print(f"Published maps: [bold]{(ws / 'maps' / 'index.html').resolve()}[/]")
+    table.add_row(Text("total", style="bold"), Text(f"{sum(times.values()):.1f}", style="bold"))
+    err_console.print(table)
+    console.print(str((ws / "maps" / "index.html").resolve()), highlight=False)

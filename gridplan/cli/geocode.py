@@ -1,4 +1,4 @@
-"""``gridplan geocode`` and ``gridplan reverse-geocode`` (PRODUCT §3.4, §5)."""
+"""``gridplan geocode`` and ``gridplan reverse-geocode``."""
 
 from __future__ import annotations
 
@@ -6,19 +6,22 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich.table import Table
 
-from gridplan.cli._app import app, console, progress, user_errors
+from gridplan.cli._app import app, console, err_console, example, progress, user_errors
 from gridplan.errors import InputError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from gridplan.geocode import Geocoder
 
 
 def _read_input(path: Path) -> pd.DataFrame:
     """Read a CSV as text columns (UTF-8 with or without BOM, else GB18030); empty cells stay ''."""
+    import pandas as pd
+
     if not path.exists():
         raise InputError("file not found", file=path)
     if path.is_dir():
@@ -44,7 +47,12 @@ def _build(layers: Path, plan: Path | None) -> Geocoder:
     return Geocoder.from_files(layers, plan)
 
 
-@app.command()
+@app.command(
+    epilog=example(
+        "gridplan geocode cases.csv --layers layers.gpkg --plan plan.gpkg -o cases_located.csv",
+        "gridplan geocode cases_located.csv --layers layers.gpkg --plan plan.gpkg --rematch -o again.csv",
+    )
+)
 @user_errors
 def geocode(
     input_csv: Path = typer.Argument(
@@ -71,7 +79,12 @@ def geocode(
     ),
     rematch_ties: bool = typer.Option(False, "--rematch-ties", help="With --rematch, re-run T rows too."),
     address_col: str = typer.Option("address", "--address-col", help="Name of the address column."),
-    chunk_rows: int = typer.Option(200_000, "--chunk-rows", min=1000, help="Rows per batch (progress step)."),
+    chunk_rows: int = typer.Option(
+        200_000,
+        "--chunk-rows",
+        min=1000,
+        help="Rows per batch: the progress step, and the largest Dask partition with --scheduler.",
+    ),
     bom: bool = typer.Option(
         True, "--bom/--no-bom", help="UTF-8 with a BOM, so Excel shows Chinese (default); --no-bom: without."
     ),
@@ -91,8 +104,10 @@ def geocode(
 
     table = _read_input(input_csv)
     with progress() as prog:
-        task = prog.add_task("build address index", total=max(len(table), 1))
+        index_task = prog.add_task("build address index", total=None)  # pulses: its size is unknown
         geocoder = _build(layers, plan)
+        prog.update(index_task, total=1, completed=1)
+        task = prog.add_task("geocode", total=max(len(table), 1))
         t0 = time.perf_counter()
         if rematch:
             prog.update(task, description="rematch")
@@ -108,10 +123,16 @@ def geocode(
         elif scheduler:
             prog.update(task, description=f"geocode on Dask ({scheduler})")
             with dask_client(scheduler) as client:
+                link = getattr(client, "dashboard_link", None)
+                if link:  # with bokeh (the dask extra) the scheduler serves its dashboard
+                    err_console.print(f"Dask dashboard: {link}", highlight=False)
+                # partitions of at most --chunk-rows rows, and at least one per worker thread
+                threads = sum(client.nthreads().values()) or 1
                 result = geocode_dask(
                     table,
                     geocoder,
                     client=client,
+                    npartitions=max(threads, -(-len(table) // chunk_rows)),
                     min_score=min_score,
                     address_col=address_col,
                 )
@@ -160,7 +181,10 @@ def _summary(result: pd.DataFrame, *, out: Path, n_run: int, secs: float, build_
     console.print(table)
 
 
-@app.command("reverse-geocode")
+@app.command(
+    "reverse-geocode",
+    epilog=example("gridplan reverse-geocode points.csv --layers layers.gpkg --plan plan.gpkg -o near.csv"),
+)
 @user_errors
 def reverse_geocode(
     input_csv: Path = typer.Argument(

@@ -1,4 +1,4 @@
-"""``gridplan heatmap`` and ``gridplan hotspots``: KDE GeoTIFFs, Gi*/emerging/yoy GeoPackages (§3.5)."""
+"""``gridplan heatmap`` and ``gridplan hotspots``: KDE GeoTIFFs, Gi*/emerging/yoy GeoPackages."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from typing import Any, Literal, cast
 import typer
 from rich.table import Table
 
-from gridplan.cli._app import app, console, progress, user_errors
+from gridplan.cli._app import app, console, example, progress, user_errors
 from gridplan.errors import InputError
-from gridplan.layers.qgis_project import write_raster_style
 
 
 def _categories(value: str | None) -> list[str] | None:
@@ -55,7 +54,7 @@ def _skipped_note(table: Any) -> str:
     return f"{table.n_skipped:,} ({reasons})"
 
 
-@app.command()
+@app.command(epilog=example("gridplan heatmap cases_located.csv --plan plan.gpkg -o heat.tif --png"))
 @user_errors
 def heatmap(
     input_path: Path = typer.Argument(
@@ -86,6 +85,7 @@ def heatmap(
     import pandas as pd
 
     from gridplan.hotspots import kde_density, silverman_bandwidth_m, write_cog, write_png
+    from gridplan.layers.qgis_project import write_raster_style
     from gridplan.plans import read_plan
 
     if out.suffix.lower() not in (".tif", ".tiff"):
@@ -158,7 +158,12 @@ def heatmap(
     console.print(t)
 
 
-@app.command()
+@app.command(
+    epilog=example(
+        "gridplan hotspots cases_located.csv --plan plan.gpkg -o hot.gpkg",
+        "gridplan hotspots cases_located.csv --plan plan.gpkg -o hot.gpkg --by grid --yoy-out yoy.xlsx",
+    )
+)
 @user_errors
 def hotspots(
     input_path: Path = typer.Argument(
@@ -166,7 +171,7 @@ def hotspots(
     ),
     plan_path: Path = typer.Option(..., "--plan", help="PLAN.gpkg with base grids."),
     out: Path = typer.Option(..., "--out", "-o", help="GeoPackage to write (HOT.gpkg)."),
-    by: str = typer.Option(
+    by: Literal["auto", "grid", "h3", "community", "town"] = typer.Option(
         "auto",
         "--by",
         help="Areas: auto (H3 cells and neighbourhood chosen from the events, as ArcGIS's Optimized Hot Spot "
@@ -176,11 +181,12 @@ def hotspots(
     k_ring: int = typer.Option(
         1, "--k-ring", min=1, max=6, help="H3 neighbourhood (cells within k steps) for --by h3."
     ),
-    time_step: str = typer.Option(
+    time_step: Literal["auto", "week", "month", "quarter", "year", "none"] = typer.Option(
         "auto",
         "--time-step",
+        case_sensitive=False,
         help="Emerging hot spots step: auto (the coarsest of quarter | month | week giving >= 10 steps, "
-        "ArcGIS's minimum) | week | month | quarter | none (skip).",
+        "ArcGIS's minimum) | week | month | quarter | year | none (skip).",
     ),
     permutations: int = typer.Option(
         999, "--permutations", min=0, help="Permutations for gi_p_sim (0 = analytic only)."
@@ -191,13 +197,13 @@ def hotspots(
         min=0.0,
         help="Neighbours = areas with centroids within this distance (m), instead of contiguity/k-ring.",
     ),
-    value: str = typer.Option(
+    value: Literal["auto", "rate", "density", "count"] = typer.Option(
         "auto",
         "--value",
-        help="Analysed value: auto (rate for grids, density for H3) | rate | density | count.",
+        help="Analysed value: auto (rate for grids, density for H3), rate, density or count.",
     ),
-    inference: str = typer.Option(
-        "analytic", "--inference", help="p-value behind gi_bin: analytic (ArcGIS) | permutation."
+    inference: Literal["analytic", "permutation"] = typer.Option(
+        "analytic", "--inference", help="p-value behind gi_bin: analytic (as ArcGIS) or permutation."
     ),
     category: str | None = typer.Option(None, "--category", help="Only these categories (comma-separated)."),
     since: str | None = typer.Option(None, "--since", help="Only events on/after this date (YYYY-MM-DD)."),
@@ -221,7 +227,7 @@ def hotspots(
         year_on_year,
     )
     from gridplan.hotspots.aggregate import LEVELS, TIME_STEPS, TimeStep
-    from gridplan.hotspots.gistar import VALUES, Value
+    from gridplan.hotspots.gistar import VALUES
     from gridplan.layers import write_layers, write_table
     from gridplan.plans import read_plan
 
@@ -254,11 +260,11 @@ def hotspots(
             events,
             plan,
             areas=areas,
-            value=cast(Value, value),
+            value=value,
             category=cats,
             permutations=permutations,
             seed=seed,
-            inference=cast(Literal["analytic", "permutation"], inference),
+            inference=inference,
         )
         prog.update(task, description="emerging hot spots", advance=1)
         layers: dict[str, Any] = {"hotspots": hs}
@@ -272,7 +278,7 @@ def hotspots(
                 plan,
                 areas=areas,
                 time_step=cast(TimeStep, step),
-                value=cast(Value, value),
+                value=value,
                 category=cats,
             )
             layers["emerging"] = em

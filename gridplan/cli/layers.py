@@ -1,4 +1,4 @@
-"""``gridplan validate``: the QA report of a layers GeoPackage (PRODUCT §3.1)."""
+"""``gridplan validate``: the QA report of a layers GeoPackage."""
 
 from __future__ import annotations
 
@@ -8,19 +8,21 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gridplan.cli._app import app, console, user_errors
+from gridplan.cli._app import app, console, err_console, example, user_errors
 from gridplan.errors import InputError
 
 
-@app.command()
+@app.command(epilog=example("gridplan validate layers.gpkg -o qa.gpkg --repaired fixed.gpkg"))
 @user_errors
 def validate(
     layers_path: Annotated[Path, typer.Argument(
         metavar="LAYERS.gpkg",
-        help="GeoPackage with the layers of PRODUCT §4 (city, towns, communities, buildings, …, dept_*).",
+        help="GeoPackage with the layers of the data contract (city, towns, communities, buildings, …, "
+        "dept_*; gridplan/layers/catalog.yml).",
     )],
     out: Annotated[Path | None, typer.Option(
-        "--out", help="Write the QA table: .csv (geometry as WKT) or .gpkg (layer qa_issues, opens in QGIS).",
+        "--out", "-o",
+        help="Write the QA table: .csv (geometry as WKT) or .gpkg (layer qa_issues, opens in QGIS).",
     )] = None,
     repaired: Annotated[Path | None, typer.Option(
         "--repaired", help="Also write the checked layers, invalid geometries repaired, to this .gpkg.",
@@ -54,7 +56,7 @@ def validate(
         raise InputError("--out must end in .csv or .gpkg", file=out)
     if repaired is not None and repaired.suffix.lower() != ".gpkg":
         raise InputError("--repaired must end in .gpkg", file=repaired)
-    with console.status(f"reading {layers_path} …"):
+    with err_console.status(f"reading {layers_path} …"):
         every = read_layers(layers_path)
     layers = every
     if only:
@@ -65,7 +67,7 @@ def validate(
                 f"no layer {', '.join(unknown)}; available layers: {', '.join(every)}", file=layers_path
             )
         layers = {name: every[name] for name in wanted}
-    with console.status("validating …"):
+    with err_console.status("validating …"):
         fixed, qa = validate_layers(
             layers,
             boundary=every.get("city"),

@@ -1,4 +1,4 @@
-"""``gridplan publish``: the standard set of offline maps for leaders (PRODUCT §3.7, §5).
+"""``gridplan publish``: the standard set of offline maps for leaders.
 
 The set itself (which maps, from which inputs, in which order) is
 :func:`gridplan.maps.standard.publish_standard_set`; this command parses, calls it and prints.
@@ -7,15 +7,21 @@ The set itself (which maps, from which inputs, in which order) is
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 from rich.table import Table
 
-from gridplan.cli._app import app, console, user_errors
+from gridplan.cli._app import app, console, err_console, example, user_errors
 from gridplan.errors import InputError
 
 
-@app.command()
+@app.command(
+    epilog=example(
+        "gridplan publish --plan plan.gpkg --layers layers.gpkg --hotspots hot.gpkg --heatmap heat.tif "
+        "--cases cases_located.csv -o maps/"
+    )
+)
 @user_errors
 def publish(
     plan_path: Path = typer.Option(
@@ -57,7 +63,7 @@ def publish(
         help="Basemap tile URL template with {z}/{x}/{y} (intranet, 天地图, Amap). "
         "Default: no tiles, no request leaves the page; city/towns/communities/roads are the background.",
     ),
-    tile_crs: str = typer.Option(
+    tile_crs: Literal["wgs84", "gcj02"] = typer.Option(
         "wgs84",
         "--tile-crs",
         help="wgs84 (also CGCS2000/天地图) or gcj02 (Amap, "
@@ -86,7 +92,7 @@ def publish(
 
     Base grids and QA always; departmental grids, heatmap, hotspots, cases, proposal and diff
     when their inputs are given, each a self-contained HTML file that opens offline.  Prints the
-    path of OUT/index.html.
+    path of OUT/index.html on stdout (the table of maps goes to stderr).
     """
     from gridplan.maps import MapOptions
     from gridplan.maps.standard import StandardInputs, StandardMapOptions, publish_standard_set
@@ -124,7 +130,7 @@ def publish(
     table.add_column("size", justify="right")
     for page in published:
         table.add_row(page.title, page.path.name, f"{page.path.stat().st_size / 1e6:.1f} MB")
-    console.print(table)
+    err_console.print(table)  # stdout holds only the paths, for scripts
     console.print(str((out / "index.html").resolve()), soft_wrap=True, highlight=False, markup=False)
     if qgis_project is not None:
         console.print(str(qgis_project.resolve()), soft_wrap=True, highlight=False, markup=False)

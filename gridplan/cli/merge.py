@@ -1,4 +1,4 @@
-"""``gridplan merge``: departmental grids → base-grid plan GeoPackage (PRODUCT §3.3, §5)."""
+"""``gridplan merge``: departmental grids → base-grid plan GeoPackage."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from gridplan.cli._app import app, console, progress, user_errors
+from gridplan.cli._app import app, console, example, progress, refuse_existing, user_errors
 
 _STEPS = ("read layers", "validate layers", "overlay", "atomic units and slivers", "households and addresses",
           "base grids", "crosswalk", "H3 index", "write plan")
 
 
-@app.command()
+@app.command(epilog=example("gridplan merge layers.gpkg -o plan.gpkg --departments police,fire"))
 @user_errors
 def merge(
     layers_path: Path = typer.Argument(..., metavar="LAYERS.gpkg",
@@ -43,6 +43,7 @@ def merge(
     from gridplan.plans import write_plan
     from gridplan.settings import get_settings
 
+    refuse_existing(out, overwrite=overwrite)
     s = get_settings()
     depts = [d for d in departments.split(",") if d.strip()] if departments else None
     with progress() as prog:

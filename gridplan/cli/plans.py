@@ -1,4 +1,4 @@
-"""``gridplan diff`` / ``gridplan reimport``: compare plan versions, re-import a QGIS edit (PRODUCT §3.3)."""
+"""``gridplan diff`` / ``gridplan reimport``: compare plan versions, re-import a QGIS edit."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from gridplan.cli._app import app, console, progress, user_errors
+from gridplan.cli._app import app, console, err_console, example, progress, refuse_existing, user_errors
 
 
 def _summary_table(title: str, summary: dict[str, Any]) -> Table:
@@ -30,7 +30,7 @@ def _summary_table(title: str, summary: dict[str, Any]) -> Table:
     return table
 
 
-@app.command()
+@app.command(epilog=example("gridplan diff plan.gpkg proposal.gpkg -o diff.csv --moves-out moves.csv"))
 @user_errors
 def diff(
     old: Annotated[Path, typer.Argument(metavar="OLD.gpkg", help="Earlier plan version.")],
@@ -82,12 +82,12 @@ def diff(
             )
         console.print(t)
     if out is not None:
-        console.print(f"wrote {len(d.grids):,} grid rows to {out}")
+        err_console.print(f"wrote {len(d.grids):,} grid rows to {out}")
     if moves_out is not None:
-        console.print(f"wrote {len(d.moves):,} moves to {moves_out}")
+        err_console.print(f"wrote {len(d.moves):,} moves to {moves_out}")
 
 
-@app.command()
+@app.command(epilog=example("gridplan reimport plan.gpkg edited.gpkg -o plan_v2.gpkg"))
 @user_errors
 def reimport(
     plan_path: Annotated[
@@ -123,6 +123,7 @@ def reimport(
     from gridplan.merge import reimport_base_grids
     from gridplan.plans import diff_plans, read_plan, write_plan
 
+    refuse_existing(out, overwrite=overwrite)
     with progress() as prog:
         task = prog.add_task("read plan", total=4)
         plan = read_plan(plan_path)

@@ -1,15 +1,16 @@
-"""``gridplan sample``: write the sample city (PRODUCT §3.2, §5)."""
+"""``gridplan sample``: write the sample city."""
 
 from __future__ import annotations
 
 import json
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 import typer
 from rich.table import Table
 
-from gridplan.cli._app import app, console, user_errors
+from gridplan.cli._app import app, console, err_console, example, user_errors
 from gridplan.errors import InputError
 
 
@@ -23,13 +24,14 @@ class Variant(StrEnum):
     industrial = "industrial"
 
 
-@app.command()
+@app.command(epilog=example("gridplan sample -o city/ --scale small --seed 0 --variant villages"))
 @user_errors
 def sample(
-    out: Path = typer.Option(..., "--out", help="Folder to write (layers.gpkg, cases.csv, hazards.csv, "
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write (layers.gpkg, cases.csv, hazards.csv, "
                              "truth_*.csv, manifest.json); created if missing."),
-    scale: str = typer.Option("small", "--scale", help="small (3 towns, seconds) or city (Dongguan scale, "
-                              "32 towns, ~1 M addresses, ~1 M cases; a few minutes)."),
+    scale: Literal["small", "city"] = typer.Option(
+        "small", "--scale", help="small (3 towns, seconds) or city (Dongguan scale, "
+        "32 towns, ~1 M addresses, ~1 M cases; a few minutes)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed writes the same files."),
     variant: Variant = typer.Option(
         Variant.base, "--variant", case_sensitive=False,
@@ -45,7 +47,7 @@ def sample(
     if scale not in SCALES:
         raise InputError(f"unknown scale {scale!r}; use one of: {', '.join(SCALES)}", field="--scale")
     name = Variant(variant).value
-    with console.status(f"generating the {scale} sample city ({name}) …"):
+    with err_console.status(f"generating the {scale} sample city ({name}) …"):
         folder = write_sample(out, scale=scale, seed=seed, variant=name)  # type: ignore[arg-type]
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     table = Table(title=f"sample city ({scale}, {name}, seed {seed}) → {folder}")

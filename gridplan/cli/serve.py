@@ -8,24 +8,33 @@ A new token is printed once; only its hash is stored.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
 
-from gridplan.cli._app import app, console, user_errors
+from gridplan.cli._app import app, console, err_console, example, user_errors
 from gridplan.errors import InputError
 
 token_app = typer.Typer(
-    help="Create and revoke API tokens (printed once, stored hashed).", no_args_is_help=True
+    help="Create and revoke API tokens (printed once, stored hashed).",
+    epilog=example("TOKEN=$(gridplan token create --name admin --role admin -w ws/)"),
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
-user_app = typer.Typer(help="Create and deactivate service users.", no_args_is_help=True)
+user_app = typer.Typer(
+    help="Create and deactivate service users.",
+    epilog=example("gridplan user create --name li --role planner -w ws/"),
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(token_app, name="token")
 app.add_typer(user_app, name="user")
 
 _WS = typer.Option("--workspace", "-w", help="Workspace folder (GeoPackages + meta.sqlite).")
 _DB = typer.Option("--db", help="postgresql://… URL of the PostGIS store (default GRIDPLAN_DATABASE_URL).")
-_ROLE = typer.Option("--role", help="planner | analyst | leader | admin.")
+_ROLE = typer.Option("--role", help="What the user may do (admin: also manage tokens and users).")
+Role = Literal["planner", "analyst", "leader", "admin"]  # as gridplan.store.meta.Role (not imported: slow)
 
 
 def _target(workspace: Path | None, db: str | None) -> str | Path:
@@ -41,7 +50,7 @@ def _target(workspace: Path | None, db: str | None) -> str | Path:
     return settings.database_url or settings.workspace
 
 
-@app.command()
+@app.command(epilog=example("gridplan serve -w ws/ --host 0.0.0.0 --port 8000"))
 @user_errors
 def serve(
     workspace: Annotated[Path | None, _WS] = None,
@@ -55,7 +64,10 @@ def serve(
     data: Annotated[
         Path | None, typer.Option("--data", help="Uploads and job results folder (default the workspace).")
     ] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        Literal["critical", "error", "warning", "info", "debug", "trace"],
+        typer.Option("--log-level", help="uvicorn log level."),
+    ] = "info",
 ) -> None:
     """Run the gridplan web service (OpenAPI docs at /docs, served offline).
 
@@ -69,21 +81,26 @@ def serve(
 
     target = _target(workspace, db)
     application = create_app(target, maps_dir=maps, data_dir=data)
-    console.print(f"gridplan service on http://{host}:{port} (docs /docs)")
+    err_console.print(f"gridplan service on http://{host}:{port} (docs /docs)", highlight=False)
     uvicorn.run(application, host=host, port=port, log_level=log_level)
 
 
-@token_app.command("create")
+@token_app.command(
+    "create", epilog=example("TOKEN=$(gridplan token create --name li --role planner -w ws/ --days 30)")
+)
 @user_errors
 def token_create(
     name: Annotated[str, typer.Option("--name", help="User the token belongs to (created if missing).")],
-    role: Annotated[str | None, _ROLE] = None,
+    role: Annotated[Role | None, _ROLE] = None,
     days: Annotated[float, typer.Option("--days", min=0.001, max=3650, help="Days until it expires.")] = 90.0,
     label: Annotated[str | None, typer.Option("--label", help="Note shown in token lists.")] = None,
     workspace: Annotated[Path | None, _WS] = None,
     db: Annotated[str | None, _DB] = None,
 ) -> None:
-    """Create an API token and print it ONCE (only its scrypt hash is stored)."""
+    """Create an API token and print it ONCE (only its scrypt hash is stored).
+
+    stdout holds the token alone (so `$(…)` captures it); its id and expiry go to stderr.
+    """
     from gridplan.api.auth import create_user_token
     from gridplan.store.meta import ROLES, MetaStore
 
@@ -94,7 +111,7 @@ def token_create(
         token, token_id, expires = create_user_token(meta, name, role, days=days, label=label)
     finally:
         meta.close()
-    console.print(
+    err_console.print(
         f"token id {token_id} for {name}, expires {expires.isoformat()}; store it now, "
         "it is not shown again:",
         highlight=False,
@@ -102,7 +119,7 @@ def token_create(
     typer.echo(token)
 
 
-@token_app.command("revoke")
+@token_app.command("revoke", epilog=example("gridplan token revoke tok_0123abcd -w ws/"))
 @user_errors
 def token_revoke(
     token_id: Annotated[str, typer.Argument(help="Token id (from `gridplan token list`).")],
@@ -117,10 +134,10 @@ def token_revoke(
         meta.revoke_token(token_id)
     finally:
         meta.close()
-    console.print(f"revoked {token_id}")
+    err_console.print(f"revoked {token_id}", highlight=False)
 
 
-@token_app.command("list")
+@token_app.command("list", epilog=example("gridplan token list -w ws/"))
 @user_errors
 def token_list(workspace: Annotated[Path | None, _WS] = None, db: Annotated[str | None, _DB] = None) -> None:
     """List tokens (ids, users, expiry; never the tokens)."""
@@ -139,11 +156,13 @@ def token_list(workspace: Annotated[Path | None, _WS] = None, db: Annotated[str 
     console.print(table)
 
 
-@user_app.command("create")
+@user_app.command(
+    "create", epilog=example("GRIDPLAN_NEW_PASSWORD=… gridplan user create --name li --role planner -w ws/")
+)
 @user_errors
 def user_create(
     name: Annotated[str, typer.Option("--name", help="User name.")],
-    role: Annotated[str, _ROLE],
+    role: Annotated[Role, _ROLE],
     password: Annotated[
         str,
         typer.Option(
@@ -169,4 +188,4 @@ def user_create(
         meta.add_user(name, role, password_hash=hash_secret(password))
     finally:
         meta.close()
-    console.print(f"user {name} ({role}) created")
+    err_console.print(f"user {name} ({role}) created", highlight=False)

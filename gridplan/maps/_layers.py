@@ -25,6 +25,7 @@ from gridplan.errors import InputError
 from gridplan.layers.labels import field_label, field_unit, format_value
 from gridplan.maps._elements import HtmlControl, Registry, add_page_css, legend_html, title_html
 from gridplan.maps._palettes import COLUMN_LABELS, GRID_FIELDS, OTHER_COLORS
+from gridplan.maps._repr import OfflineMap
 from gridplan.maps.escape import escape_html, escape_values, js_json
 from gridplan.maps.simplify import display_geometry
 
@@ -174,9 +175,10 @@ _SNAP: dict[str, Any] = {"zoomSnap": 0.1, "zoomDelta": 0.5}
 
 
 def _new_map(bounds: tuple[float, float, float, float], o: MapOptions, **kw: Any) -> folium.Map:
-    m = folium.Map(
+    m = OfflineMap(  # a folium.Map whose notebook view inlines the assets too
         location=None, tiles=None, control_scale=False, prefer_canvas=True, **_MAX_ZOOM, **_SNAP, **kw
     )
+    m._gridplan_tile_url = o.tile_url  # the one remote URL its notebook view may use
     _add_tiles(m, o)
     _fit(m, bounds)
     add_page_css(m)

@@ -2,11 +2,11 @@
 
 What this module owns
 ---------------------
-* Where the JavaScript/CSS comes from: the npm packages pinned in ``gridplan/maps/assets/
-  package.json`` + ``package-lock.json`` (leaflet, leaflet.markercluster, leaflet.fullscreen,
-  leaflet-search, leaflet.sync — the same libraries, at the versions folium's templates expect),
-  installed at build time with ``npm ci --prefix gridplan/maps/assets``.  No library code is
-  copied by hand into the repository.
+* Where the JavaScript/CSS comes from: ``gridplan/maps/assets/vendor/`` — the files of the npm
+  packages pinned in ``gridplan/maps/assets/package.json`` + ``package-lock.json`` (leaflet,
+  leaflet.markercluster, leaflet.fullscreen, leaflet-search, leaflet.sync — the versions folium's
+  templates expect), with their licences and a checksummed ``MANIFEST.json``, shipped in the wheel.
+  They are copied by :mod:`gridplan.maps.assets_vendor` from ``npm ci`` output, never by hand.
 * :func:`make_offline`: walks a folium element tree, empties every ``default_js``/``default_css``
   (folium's Map alone links leaflet, jquery, bootstrap, awesome-markers and font-awesome from four
   CDNs) and puts the needed libraries into the page header as inline ``<script>``/``<style>``
@@ -34,9 +34,9 @@ from gridplan.errors import GridplanError
 
 __all__ = ["ASSET_DIR", "AssetError", "Bundle", "bundle_for", "inline_bundles", "make_offline"]
 
-#: Folder holding package.json, package-lock.json and (after ``npm ci``) node_modules/.
+#: Folder holding package.json, package-lock.json (the pins) and vendor/ (the shipped files).
 ASSET_DIR = Path(__file__).resolve().parent / "assets"
-INSTALL_HINT = "npm ci --prefix gridplan/maps/assets"
+INSTALL_HINT = "pip install --force-reinstall gridplan"
 
 
 class AssetError(GridplanError):
@@ -45,7 +45,7 @@ class AssetError(GridplanError):
 
 @dataclass(frozen=True)
 class Bundle:
-    """One library: its JS and CSS files relative to ``node_modules``."""
+    """One library: its JS and CSS files relative to ``vendor/`` (the npm package layout)."""
 
     name: str
     js: tuple[str, ...]
@@ -103,13 +103,11 @@ _CLOSE_SCRIPT_RE = re.compile(r"</(script)", re.IGNORECASE)
 _CLOSE_STYLE_RE = re.compile(r"</(style)", re.IGNORECASE)
 
 
-def _node_modules() -> Path:
-    nm = ASSET_DIR / "node_modules"
+def _vendor() -> Path:
+    nm = ASSET_DIR / "vendor"
     if not (nm / "leaflet" / "dist" / "leaflet.js").exists():
-        raise AssetError(
-            f"offline map assets are not installed in {nm}: run `{INSTALL_HINT}` (npm registry or a local "
-            "npm cache needed once, at build time)"
-        )
+        raise AssetError(f"offline map assets are missing from {nm}: the installation is damaged; "
+                         f"reinstall ({INSTALL_HINT})")
     return nm
 
 
@@ -140,7 +138,7 @@ def _inline_css(path: Path) -> str:
 
 @lru_cache(maxsize=16)
 def _bundle_html(name: str) -> str:
-    nm = _node_modules()
+    nm = _vendor()
     b = BUNDLES[name]
     parts: list[str] = []
     for css in b.css:

@@ -43,6 +43,7 @@ from gridplan.maps._layers import (
     _start,
 )
 from gridplan.maps._palettes import CHANGE_KINDS, GRID_FIELDS, OTHER_COLORS, QA_ISSUES
+from gridplan.maps._repr import OfflineDualMap
 from gridplan.maps.escape import escape_html
 
 logger = logging.getLogger(__name__)
@@ -284,7 +285,7 @@ def dual_grid_map(  # noqa: PLR0913 - keyword-only display options, as folium's 
     b = _display(before, o)
     a = _display(after, o)
     bg = _prepare_background(background, o)
-    d = DualMap(
+    d = OfflineDualMap(  # a DualMap whose notebook view inlines the assets too
         location=None,
         layout="horizontal",
         tiles=None,
@@ -293,6 +294,7 @@ def dual_grid_map(  # noqa: PLR0913 - keyword-only display options, as folium's 
         **_MAX_ZOOM,
         **_SNAP,
     )
+    d._gridplan_tile_url = o.tile_url  # the one remote URL its notebook view may use
     bounds = _bounds(b, a)
     legends_all: list[list[str | tuple[str, Any]]] = [[], []]
     for side, (mm, grids, sub_title) in enumerate(((d.m1, b, before_title), (d.m2, a, after_title))):
