@@ -48,7 +48,7 @@ def sample(
         raise InputError(f"unknown scale {scale!r}; use one of: {', '.join(SCALES)}", field="--scale")
     name = Variant(variant).value
     with err_console.status(f"generating the {scale} sample city ({name}) …"):
-        folder = write_sample(out, scale=scale, seed=seed, variant=name)  # type: ignore[arg-type]
+        folder = write_sample(out, scale=scale, seed=seed, variant=name)
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     table = Table(title=f"sample city ({scale}, {name}, seed {seed}) → {folder}")
     table.add_column("item")
