@@ -10,6 +10,7 @@ from rich.table import Table
 from gridplan.cli._app import app, console, progress, user_errors
 
 _STEPS = ("read layers", "validate layers", "overlay", "atomic units and slivers", "households and addresses",
+          "split units",
           "base grids", "crosswalk", "H3 index", "write plan")
 
 

@@ -28,7 +28,7 @@ import pandas as pd
 import shapely
 from shapely import Geometry
 
-__all__ = ["Faces", "face_adjacency", "overlay_faces"]
+__all__ = ["Faces", "conform_seams", "face_adjacency", "overlay_faces"]
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,54 @@ def _faces_by_tiles(lines: np.ndarray, *, grid_size_m: float, tile_coords: int, 
         out = _tiles_in_processes(jobs, grid_size_m=grid_size_m, workers=workers)
     else:
         out = [_tile_faces(ln, rect, grid_size_m) for ln, rect in jobs]
-    return np.concatenate(out) if out else np.empty(0, dtype=object)
+    faces = np.concatenate(out) if out else np.empty(0, dtype=object)
+    return conform_seams(faces, xs[1:-1], ys[1:-1])
+
+
+def conform_seams(faces: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Give faces on both sides of a tile seam the same vertices along it.
+
+    Each tile is noded on its own, so a vertex that snap-rounding puts *on* a seam (a boundary
+    within half a grid cell of it, on one side) is a node in that tile only; the face across the
+    seam runs straight past it.  The two faces then share an edge but not its vertices: coverage
+    union reports incorrectly noded input (or, in older GEOS, returns a self-intersecting grid)
+    and the shared edge is missed by :func:`face_adjacency`.  The seam vertices of every face are
+    inserted into the faces on the other side (``shapely.snap`` to those points, tolerance far
+    below the grid: the lines do not move, they only gain vertices).
+
+    Examples
+    --------
+    >>> from shapely import Polygon, box
+    >>> a, b = box(0, 0, 1, 2), Polygon([(1, 0), (2, 0), (2, 2), (1, 2), (1, 1)])
+    >>> [len(shapely.get_coordinates(f)) for f in conform_seams(np.array([a, b]), np.array([1.0]),
+    ...                                                            np.array([]))]
+    [6, 6]
+
+    """
+    if len(faces) == 0 or (len(xs) == 0 and len(ys) == 0):
+        return faces
+    coords, idx = shapely.get_coordinates(faces, return_index=True)
+    on = np.zeros(len(coords), bool)
+    for vals, col in ((np.asarray(xs, float), 0), (np.asarray(ys, float), 1)):
+        if len(vals):
+            pos = np.clip(np.searchsorted(vals, coords[:, col]), 1, len(vals)) - 1
+            near = np.minimum(np.abs(coords[:, col] - vals[pos]),
+                              np.abs(coords[:, col] - vals[np.minimum(pos + 1, len(vals) - 1)]))
+            on |= near < 1e-9
+    if not on.any():
+        return faces
+    touched = np.unique(idx[on])
+    pts = shapely.points(np.unique(coords[on], axis=0))
+    fi, pi = shapely.STRtree(pts).query(faces[touched], predicate="intersects")
+    if not len(fi):
+        return faces
+    order = np.argsort(fi, kind="stable")
+    fi, pi = fi[order], pi[order]
+    groups = np.unique(fi)
+    refs = shapely.multipoints(pts[pi], indices=np.searchsorted(groups, fi))
+    out = faces.copy()
+    out[touched[groups]] = shapely.snap(faces[touched[groups]], refs, 1e-7)
+    return out
 
 
 def _tile_faces_wkb(
