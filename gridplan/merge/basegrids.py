@@ -19,8 +19,8 @@ agree"; so this is a small, deterministic, hand-written heuristic:
 3. **repair**: a grid below the band merges with a neighbour when the sum stays in the band, or
    takes boundary units from a neighbour that can spare them; a grid above the band hands boundary
    units to a neighbour with room — every move keeps both grids contiguous; when no such move is
-   left, a grid below the band joins the neighbour that brings the pair closest to the band (only
-   if the pair's distance from the band shrinks);
+   left, a grid below the band joins the neighbour (not above the band) that brings the pair
+   closest to the band (only if the pair's distance from the band shrinks);
 4. an enclave unit (all its edges shared with one other grid) joins the grid that surrounds it.
 
 Codes (:func:`grid_sequence`): grids of a community are numbered in reading order — rows of
@@ -294,6 +294,8 @@ class _Repair:
         tot, lo, hi = self.tot, self.lo, self.hi
         best: tuple[float, float, int] | None = None
         for h in self.neighbours(g):
+            if tot[h] > hi:  # never onto a grid already above (a building above the maximum stays alone)
+                continue
             gain = _off(tot[g], lo, hi) + _off(tot[h], lo, hi) - _off(tot[g] + tot[h], lo, hi)
             if gain > 0:
                 key = (-gain, -self.boundary_len(g, h), h)
@@ -352,7 +354,8 @@ def _n_off_band(grids: list[set[int]], hh: list[float], lo: int, hi: int) -> int
 REASONS = {
     "community_smaller_than_band": "the whole community has fewer households than the band's minimum",
     "no_neighbour_in_community": "a detached part of its community: no neighbouring grid to merge with",
-    "merge_would_leave_band": "every merge with a neighbour in the community ends farther from the band",
+    "merge_would_leave_band": ("no merge with a neighbour in the community (none above the band) "
+                               "gets closer to it"),
     "single_building_over_max": "one building holds more households than the band's maximum",
     "unit_over_max_not_split": "an atomic unit above the maximum, and units may not be split",
     "unit_over_max_after_split": "a piece of a split unit is above the maximum (large buildings)",
@@ -385,6 +388,9 @@ def _note(g: set[int], grids: list[set[int]], h_comm: float, h_part: float, comm
     if hh[big] > hi and flag == UNIT_SINGLE_BUILDING:
         code, text = "single_building_over_max", (f"a unit of {hh[big]:.0f} households whose largest "
                                                   f"building alone is above {hi}")
+    elif hh[big] > hi and hh[big] < 2 * lo:
+        code, text = "too_few_households_for_two_grids", (f"a unit of {hh[big]:.0f} households cannot be "
+                                                          f"split into two grids of {lo}-{hi}")
     elif hh[big] > hi and flag == UNIT_SPLIT_SHORT:
         code, text = "unit_over_max_after_split", (f"a piece of a split unit has {hh[big]:.0f} households "
                                                    "(its buildings cannot be grouped into the band)")

@@ -14,7 +14,10 @@ grid follows roads and the outlines of buildings and a building is never cut:
    districting as base grids (:func:`gridplan.merge.basegrids.partition_units`: recursive
    bisection along the principal axis with repair).  A road cell that cannot land in the band
    (too few households for two pieces) makes the whole unit be divided between its buildings
-   instead.  A piece in two parts hands its smaller parts to the piece they share most edge with.
+   instead, when the whole unit can; if neither can, the band's minimum is lowered for the
+   division (528 households: two pieces of 264 that the districting merges with neighbours,
+   rather than one piece above the band).  A piece in two parts hands its smaller parts to the
+   piece they share most edge with.
 
 The pieces are returned as polygons; the merge adds their outlines to the overlay, so the faces,
 the crosswalk and the H3 index stay exact, and each piece becomes an atomic unit whose
@@ -65,6 +68,21 @@ class SplitPlan:
 def _polygons(geom: shapely.Geometry) -> list[shapely.Geometry]:
     parts = shapely.get_parts(geom)
     return [p for p in parts if shapely.get_type_id(p) == 3 and shapely.area(p) > 0]
+
+
+def _short(h: float, lo: int, hi: int) -> bool:
+    """Whether *h* households above *hi* cannot be divided into pieces that all land in the band."""
+    return h > hi and h / choose_k(h, lo, hi) > hi
+
+
+def _relaxed_min(h: float, lo: int, hi: int) -> int:
+    """Band minimum for dividing *h*: lowered when ``ceil(h / hi)`` pieces cannot all reach it.
+
+    Pieces below the band are better than one piece above it: the districting merges them with
+    their neighbours (528 households: two pieces of 264, not one of 528).
+    """
+    k = int(np.ceil(h / hi))
+    return int(min(lo, np.floor(h / k)))
 
 
 def _merge_parts(pieces: list[shapely.Geometry]) -> list[shapely.Geometry]:
@@ -136,7 +154,11 @@ def _voronoi_pieces(cell: shapely.Geometry, geoms: np.ndarray, pts: np.ndarray,
     perim = shapely.length(bc)
     inner = np.bincount(adj["a"], adj["length"], n) + np.bincount(adj["b"], adj["length"], n)
     xy = shapely.get_coordinates(pts)
-    label, _ = partition_units(np.zeros(n, np.int64), hh, hh, xy[:, 0], xy[:, 1], adj,
+    # a building above the maximum is a piece of its own: its own key, which grids never mix
+    key = np.zeros(n, np.int64)
+    big = np.flatnonzero(hh > hi)
+    key[big] = np.arange(1, len(big) + 1)
+    label, _ = partition_units(key, hh, hh, xy[:, 0], xy[:, 1], adj,
                                np.maximum(perim - inner, 0.0), households_min=lo, households_max=hi)
     pieces = [shapely.union_all(bc[label == g]) for g in range(int(label.max()) + 1)]
     covered = shapely.union_all(bc)
@@ -203,13 +225,14 @@ def plan_splits(ugeom: np.ndarray, uhh: np.ndarray, buildings: Buildings, lines:
         every = order[bounds[u]:bounds[u + 1]]  # also the buildings without households: never cut
         cells = _road_cells(ugeom[u], lines, tree, b_pts[idx], b_hh[idx])
         held = [float(b_hh[idx[shapely.contains(c, b_pts[idx])]].sum()) for c in cells]
-        if any(h > hi and h / choose_k(h, lo, hi) > hi for h in held):
+        if any(_short(h, lo, hi) for h in held) and not _short(float(uhh[u]), lo, hi):
             cells = [ugeom[u]]  # a road cell that cannot land in the band: divide the whole unit
         for cell in cells:
             inside = every[shapely.contains(cell, b_pts[every])]
             h = float(b_hh[inside].sum())
             if h > hi and (b_hh[inside] > 0).sum() >= 2:
-                out.extend(_voronoi_pieces(cell, b_geoms[inside], b_pts[inside], b_hh[inside], lo, hi))
+                out.extend(_voronoi_pieces(cell, b_geoms[inside], b_pts[inside], b_hh[inside],
+                                           _relaxed_min(h, lo, hi), hi))
             else:
                 out.append(cell)
         if len(out) < 2:
