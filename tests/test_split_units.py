@@ -172,3 +172,38 @@ def test_faces_are_noded_alike_on_both_sides_of_a_tile_seam(eps: list[float], ys
     # exact noding: every edge is shared by two faces or lies on the city's outline
     outline = shapely.length(city)
     assert abs(shapely.length(fg).sum() - 2 * adj["length"].sum() - outline) < 1e-6
+
+
+def test_second_overlay_renodes_only_the_tiles_the_pieces_touch(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from gridplan.merge import overlay
+
+    calls: list[tuple[float, ...]] = []
+    real = overlay._tile_faces
+
+    def counting(lines, rect, grid):  # type: ignore[no-untyped-def]
+        calls.append(rect)
+        return real(lines, rect, grid)
+
+    monkeypatch.setattr(overlay, "_tile_faces", counting)
+    rng = np.random.default_rng(3)
+    city = shapely.box(0, 0, 400, 400)
+    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(rng.uniform(0, 400, (60, 2))),
+                                                       extend_to=city))
+    layers = {"a": shapely.segmentize(shapely.intersection(cells, city), 2.0)}
+    first = overlay_faces(city, layers, tile_coords=400, workers=1)
+    assert first.tiles is not None
+    assert len(first.tiles.xs) > 3
+    pieces = np.array([shapely.box(10, 10, 60.005, 50), shapely.box(60.005, 10, 90, 50)])
+    n_first = len(calls)
+    again = overlay_faces(city, {**layers, "_pieces": pieces}, tile_coords=400, workers=1, previous=first)
+    assert 0 < len(calls) - n_first < n_first / 2, "only the tiles under the pieces are noded again"
+    full = overlay_faces(city, {**layers, "_pieces": pieces}, tile_coords=400, workers=1)
+    assert full.tiles is not None
+    assert np.array_equal(full.tiles.xs, first.tiles.xs)  # the same tile grid: comparable
+    assert len(again.tiles.faces) == len(full.tiles.faces)
+    # the same faces as noding every tile again
+    assert len(again.geoms) == len(full.geoms)
+    assert shapely.equals_exact(again.geoms, full.geoms, tolerance=0).all()
+    assert abs(shapely.area(again.geoms).sum() - shapely.area(full.geoms).sum()) < 1e-6
+    assert (again.members["_pieces"][1] >= 0).all()
+    assert len(np.unique(again.members["_pieces"][1])) == 2

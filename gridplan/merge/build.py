@@ -229,13 +229,13 @@ def merge_layers(
 
 
 def _stage(inp: MergeInputs, opts: MergeOptions, pts: Points,
-           pieces: np.ndarray | None = None) -> _Stage:
+           pieces: np.ndarray | None = None, previous: Faces | None = None) -> _Stage:
     ov_layers = {"communities": np.asarray(inp.comm_gdf.geometry.array)}
     for d in inp.depts:
         ov_layers[f"dept_{d}"] = np.asarray(inp.dept_gdfs[d].geometry.array)
     if pieces is not None:
         ov_layers["_pieces"] = pieces
-    faces = overlay_faces(inp.city_geom, ov_layers, grid_size_m=opts.grid_size_m)
+    faces = overlay_faces(inp.city_geom, ov_layers, grid_size_m=opts.grid_size_m, previous=previous)
     if len(faces.geoms) == 0:
         raise InputError("the city polygon has no area", layer="city")
     fl = face_lineage(faces, inp, n_pieces=0 if pieces is None else len(pieces), **opts.sliver_args())
@@ -271,7 +271,7 @@ def _split(layers: Mapping[str, gpd.GeoDataFrame], inp: MergeInputs, opts: Merge
     if len(sp.pieces) == 0:
         flags[over] = UNIT_SINGLE_BUILDING
         return st, _Split(none, units.geom, flags, 0)
-    st2 = _stage(inp, opts, pts, sp.pieces)
+    st2 = _stage(inp, opts, pts, sp.pieces, previous=st.faces)
     u2 = st2.units
     piece = u2.lineage[:, -1]
     parent = np.where(piece >= 0, sp.parent[np.maximum(piece, 0)], -1)

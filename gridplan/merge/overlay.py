@@ -28,7 +28,16 @@ import pandas as pd
 import shapely
 from shapely import Geometry
 
-__all__ = ["Faces", "conform_seams", "face_adjacency", "overlay_faces"]
+__all__ = ["Faces", "Tiles", "conform_seams", "face_adjacency", "overlay_faces"]
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """The tile grid of an overlay and the faces noded in each tile (before seams are conformed)."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    faces: dict[int, np.ndarray]  # tile index (row-major) -> faces
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class Faces:
     geoms: np.ndarray
     points: np.ndarray
     members: dict[str, np.ndarray]
+    tiles: Tiles | None = None
 
     @property
     def area(self) -> np.ndarray:
@@ -70,6 +80,7 @@ def overlay_faces(
     grid_size_m: float = 0.01,
     tile_coords: int = 20_000,
     workers: int = 2,
+    previous: Faces | None = None,
 ) -> Faces:
     """Cut *city* by every polygon of every layer in one pass and attribute the faces.
 
@@ -87,6 +98,9 @@ def overlay_faces(
         own (faces cut by a tile edge are rejoined later: they keep the same lineage).
     workers
         Processes noding tiles at once (see :func:`_tiles_in_processes`).
+    previous
+        An overlay of the same layers without the layers added since (the split pieces): only the
+        tiles those new lines cross are noded again, the others keep their faces.
 
     Returns
     -------
@@ -107,7 +121,13 @@ def overlay_faces(
     for geoms in layers.values():
         parts.append(_boundaries(np.asarray(geoms, dtype=object)))
     lines = np.concatenate(parts)
-    faces = _faces_by_tiles(lines, grid_size_m=grid_size_m, tile_coords=tile_coords, workers=workers)
+    reuse = None
+    if previous is not None and previous.tiles is not None:
+        added = [_boundaries(np.asarray(g, dtype=object)) for n, g in layers.items()
+                 if n not in previous.members]
+        reuse = (previous.tiles, np.concatenate(added) if added else np.empty(0, dtype=object))
+    faces, tiles = _faces_by_tiles(lines, grid_size_m=grid_size_m, tile_coords=tile_coords,
+                                   workers=workers, reuse=reuse)
     faces = faces[shapely.area(faces) > 0]
     points = shapely.point_on_surface(faces)
     # polygons as the query side: GEOS prepares each query polygon once for all its points
@@ -136,7 +156,7 @@ def overlay_faces(
     else:
         found = [membership(layers[n]) for n in names]
     members = dict(zip(names, found, strict=True))
-    return Faces(geoms=faces, points=points, members=members)
+    return Faces(geoms=faces, points=points, members=members, tiles=tiles)
 
 
 def _tile_faces(lines: np.ndarray, rect: tuple[float, float, float, float], grid_size_m: float) -> np.ndarray:
@@ -147,31 +167,51 @@ def _tile_faces(lines: np.ndarray, rect: tuple[float, float, float, float], grid
     return shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
 
 
-def _faces_by_tiles(lines: np.ndarray, *, grid_size_m: float, tile_coords: int, workers: int) -> np.ndarray:
-    """Node and polygonize *lines*, tile by tile (tile edges on whole metres, so on the grid)."""
-    n_coords = int(shapely.get_num_coordinates(lines).sum())
-    x0, y0, x1, y1 = shapely.total_bounds(lines)
-    x0, y0, x1, y1 = np.floor(x0) - 1, np.floor(y0) - 1, np.ceil(x1) + 1, np.ceil(y1) + 1
-    n = max(1, int(np.ceil(np.sqrt(n_coords / max(tile_coords, 1)))))
-    xs = np.unique(np.round(np.linspace(x0, x1, n + 1)))
-    ys = np.unique(np.round(np.linspace(y0, y1, n + 1)))
+def _faces_by_tiles(lines: np.ndarray, *, grid_size_m: float, tile_coords: int, workers: int,
+                    reuse: tuple[Tiles, np.ndarray] | None = None) -> tuple[np.ndarray, Tiles]:
+    """Node and polygonize *lines*, tile by tile (tile edges on whole metres, so on the grid).
+
+    With *reuse* (the tiles of an earlier overlay, the lines added since), only the tiles the added
+    lines touch are noded again.
+    """
+    if reuse is not None:
+        xs, ys = reuse[0].xs, reuse[0].ys
+    else:
+        n_coords = int(shapely.get_num_coordinates(lines).sum())
+        x0, y0, x1, y1 = shapely.total_bounds(lines)
+        x0, y0, x1, y1 = np.floor(x0) - 1, np.floor(y0) - 1, np.ceil(x1) + 1, np.ceil(y1) + 1
+        n = max(1, int(np.ceil(np.sqrt(n_coords / max(tile_coords, 1)))))
+        xs = np.unique(np.round(np.linspace(x0, x1, n + 1)))
+        ys = np.unique(np.round(np.linspace(y0, y1, n + 1)))
     rects = [(float(xs[i]), float(ys[j]), float(xs[i + 1]), float(ys[j + 1]))
              for j in range(len(ys) - 1) for i in range(len(xs) - 1)]
     if len(rects) == 1:
         noded = shapely.union_all(lines, grid_size=grid_size_m)
-        return shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+        faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+        return faces, Tiles(xs=xs, ys=ys, faces={})
+    done: dict[int, np.ndarray] = {}
+    todo: list[int] = list(range(len(rects)))
+    if reuse is not None:
+        added = reuse[1]
+        hit = set(shapely.STRtree(added).query(shapely.box(*np.array(rects).T), predicate="intersects")[0]
+                  .tolist()) if len(added) else set()
+        done = {t: f for t, f in reuse[0].faces.items() if t not in hit}
+        todo = sorted(hit)
     tree = shapely.STRtree(lines)
-    jobs = []
-    for rect in rects:
-        idx = tree.query(shapely.box(*rect))
+    jobs, job_tile = [], []
+    for t in todo:
+        idx = tree.query(shapely.box(*rects[t]))
         if len(idx):
-            jobs.append((lines[np.sort(idx)], rect))
+            jobs.append((lines[np.sort(idx)], rects[t]))
+            job_tile.append(t)
     if workers > 1 and len(jobs) > 1:
         out = _tiles_in_processes(jobs, grid_size_m=grid_size_m, workers=workers)
     else:
         out = [_tile_faces(ln, rect, grid_size_m) for ln, rect in jobs]
-    faces = np.concatenate(out) if out else np.empty(0, dtype=object)
-    return conform_seams(faces, xs[1:-1], ys[1:-1])
+    done.update(zip(job_tile, out, strict=True))
+    parts = [done[t] for t in sorted(done)]
+    faces = np.concatenate(parts) if parts else np.empty(0, dtype=object)
+    return conform_seams(faces, xs[1:-1], ys[1:-1]), Tiles(xs=xs, ys=ys, faces=done)
 
 
 def conform_seams(faces: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
