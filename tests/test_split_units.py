@@ -207,3 +207,24 @@ def test_second_overlay_renodes_only_the_tiles_the_pieces_touch(monkeypatch) -> 
     assert abs(shapely.area(again.geoms).sum() - shapely.area(full.geoms).sum()) < 1e-6
     assert (again.members["_pieces"][1] >= 0).all()
     assert len(np.unique(again.members["_pieces"][1])) == 2
+
+
+def test_cli_split_units_flag_and_summary(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from gridplan.cli import app
+    from gridplan.layers import write_layers
+
+    src = tmp_path / "layers.gpkg"
+    write_layers({k: v for k, v in block_of_six(200).items() if k != "std_addresses"}, src)
+    cases = (("--split-units", "1", None), ("--no-split-units", "0", "unit_over_max_not_split"))
+    for flag, split, reason in cases:
+        out = tmp_path / f"plan{flag}.gpkg"
+        res = CliRunner().invoke(app, ["merge", str(src), "--out", str(out), flag], env={"COLUMNS": "200"})
+        assert res.exit_code == 0, res.output
+        line = next(x for x in res.output.splitlines() if "units split" in x)
+        assert line.rstrip(" │|").split()[-1] == split
+        if reason:
+            assert f"outside: {reason}" in res.output
+        else:
+            assert "3 (100.0 %)" in res.output
