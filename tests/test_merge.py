@@ -244,7 +244,7 @@ def test_dept_grid_crossing_a_community_line_is_split_and_grids_stay_in_one_comm
         assert comms == {g.community_code}
     g1 = plan.base_grids.set_index("community_code").loc[C1]
     assert g1["band_status"] == "below"
-    assert g1["band_reason"] == "community has only 200 households"
+    assert g1["band_reason"] == "community_smaller_than_band: community has only 200 households"
     band = plan.qa_issues[plan.qa_issues["issue"] == "band"]
     assert set(band["feature_id"]) == {C1 + "001"}
 
@@ -258,7 +258,7 @@ def test_huge_single_unit_is_kept_above_with_reason() -> None:
     plan = merge_layers(layers)
     g = plan.base_grids.set_index("households")
     assert g.loc[900, "band_status"] == "above"
-    assert "single atomic unit has 900 households" in g.loc[900, "band_reason"]
+    assert g.loc[900, "band_reason"].startswith("single_building_over_max: ")
     assert g.loc[350, "band_status"] == "ok"
 
 

@@ -10,6 +10,7 @@ from rich.table import Table
 from gridplan.cli._app import app, console, example, progress, refuse_existing, user_errors
 
 _STEPS = ("read layers", "validate layers", "overlay", "atomic units and slivers", "households and addresses",
+          "split units",
           "base grids", "crosswalk", "H3 index", "write plan")
 
 
@@ -29,6 +30,10 @@ def merge(
         None, "--households-min", help="Lower end of the household band of a base grid [300]."),
     households_max: int | None = typer.Option(
         None, "--households-max", help="Upper end of the household band of a base grid [500]."),
+    split_units: bool = typer.Option(
+        True, "--split-units/--no-split-units",
+        help="Divide atomic units above --households-max along roads, then between buildings "
+             "(a building is never cut)."),
     h3_res: int | None = typer.Option(None, "--h3-res", min=0, max=15,
                                       help="H3 resolution of the plan's cell index [10]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing plan file."),
@@ -36,7 +41,9 @@ def merge(
     """Merge departmental grids into atomic units and base grids; write PLAN.gpkg.
 
     The plan holds atomic_units, base_grids (15-digit codes, household band status),
-    dept_crosswalk, dept_fit, h3_cells, qa_issues and plan_meta, in EPSG:4547.
+    dept_crosswalk, dept_fit, h3_cells, qa_issues and plan_meta, in EPSG:4547.  Units above the
+    band are divided (pieces keep parent_unit_id) unless --no-split-units; the summary lists the
+    grids outside the band by reason and the units split.
     """
     from gridplan.layers import read_layers
     from gridplan.merge import merge_layers
@@ -59,6 +66,7 @@ def merge(
             households_min=s.households_min if households_min is None else households_min,
             households_max=s.households_max if households_max is None else households_max,
             h3_res=s.h3_res if h3_res is None else h3_res,
+            split_units=split_units,
             progress=step,
         )
         prog.update(task, description="write plan", advance=1)
@@ -76,7 +84,10 @@ def merge(
     table.add_row("base grids", f"{len(plan.base_grids):,}")
     band = plan.meta.params
     table.add_row(f"grids in band {band['households_min']}-{band['households_max']}",
-                  f"{summ.get('grids_in_band_pct', 0):.1f} %")
+                  f"{summ.get('grids_in_band', 0):,} ({summ.get('grids_in_band_pct', 0):.1f} %)")
+    for reason, n in summ.get("grids_outside_by_reason", {}).items():
+        table.add_row(f"  outside: {reason}", f"{n:,}")
+    table.add_row("units split (between roads / buildings)", f"{summ.get('units_split', 0):,}")
     table.add_row("households in in-band grids", f"{summ.get('households_in_band_pct', 0):.1f} %")
     fit = plan.dept_fit[plan.dept_fit["dept_grid_id"] == "*"]
     for _, r in fit.iterrows():

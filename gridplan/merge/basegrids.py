@@ -18,12 +18,16 @@ agree"; so this is a small, deterministic, hand-written heuristic:
    joins the grown side;
 3. **repair**: a grid below the band merges with a neighbour when the sum stays in the band, or
    takes boundary units from a neighbour that can spare them; a grid above the band hands boundary
-   units to a neighbour with room — every move keeps both grids contiguous;
+   units to a neighbour with room — every move keeps both grids contiguous; when no such move is
+   left, a grid below the band joins the neighbour (not above the band) that brings the pair
+   closest to the band (only if the pair's distance from the band shrinks);
 4. an enclave unit (all its edges shared with one other grid) joins the grid that surrounds it.
 
 Codes (:func:`grid_sequence`): grids of a community are numbered in reading order — rows of
 height ``h = sqrt(community area / number of grids)`` counted from the community's northern edge
 (north → south), and inside a row by easting of the grid's representative point (west → east).
+
+Every grid outside the band gets a reason whose code is one of :data:`REASONS`.
 """
 
 from __future__ import annotations
@@ -31,13 +35,33 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import NotRequired, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
 
 from gridplan.errors import InputError
 
-__all__ = ["GridNote", "grid_sequence", "partition_units"]
+__all__ = [
+    "REASONS",
+    "UNIT_NOT_SPLIT",
+    "UNIT_SINGLE_BUILDING",
+    "UNIT_SPLIT_SHORT",
+    "Band",
+    "GridNote",
+    "check_band",
+    "choose_k",
+    "grid_sequence",
+    "partition_units",
+]
+
+
+class Band(TypedDict):
+    """Keyword arguments of :func:`partition_units`: the band and optional per-unit flags."""
+
+    households_min: int
+    households_max: int
+    flags: NotRequired[np.ndarray | None]
 
 
 @dataclass(frozen=True)
@@ -63,7 +87,8 @@ def check_band(households_min: int, households_max: int) -> None:
         )
 
 
-def _choose_k(h: float, lo: int, hi: int) -> int:
+def choose_k(h: float, lo: int, hi: int) -> int:
+    """Return the number of grids for *h* households: mean in the band, closest to its middle."""
     if h < lo or h <= 0:
         return 1
     mid = (lo + hi) / 2
@@ -73,6 +98,9 @@ def _choose_k(h: float, lo: int, hi: int) -> int:
         return int(min(max(round(h / mid), k_lo), k_hi))
     # no k puts the mean in the band: fewer, larger grids (one grid off band instead of several)
     return max(1, int(np.floor(h / hi)))
+
+
+_choose_k = choose_k  # the name the overlay tests use
 
 
 class _Community:
@@ -179,91 +207,138 @@ class _Community:
         return self.bisect(sorted(side_a), k1, lo, hi) + self.bisect(sorted(side_b), k2, lo, hi)
 
 
-def _repair(comm: _Community, grids: list[set[int]], lo: int, hi: int) -> list[set[int]]:
-    hh = comm.hh
-    label = {u: g for g, s in enumerate(grids) for u in s}
-    tot = [float(sum(hh[u] for u in s)) for s in grids]
+def _off(t: float, lo: int, hi: int) -> float:
+    """Distance of a household total from the band (0 inside)."""
+    return max(lo - t, t - hi, 0.0)
 
-    def stays_connected(g: int, u: int) -> bool:
-        rest = grids[g] - {u}
-        return bool(rest) and len(comm.connected_parts(rest)) == 1
 
-    def boundary_len(g: int, h: int) -> float:
-        return sum(ln for u in grids[g] for w, (ln, _) in comm.nbrs[u].items() if label.get(w) == h)
+class _Repair:
+    """Moves between the grids of one community part that bring grids into the band."""
 
-    def neighbours(g: int) -> set[int]:
-        return {label[w] for u in grids[g] for w in comm.nbrs[u] if label.get(w, g) != g}
+    def __init__(self, comm: _Community, grids: list[set[int]], lo: int, hi: int) -> None:
+        self.comm, self.grids, self.lo, self.hi = comm, grids, lo, hi
+        self.hh = comm.hh
+        self.label = {u: g for g, s in enumerate(grids) for u in s}
+        self.tot = [float(sum(self.hh[u] for u in s)) for s in grids]
 
-    for _ in range(4 * len(grids) + 4):
-        changed = False
-        for g in range(len(grids)):
-            if not grids[g]:
+    def stays_connected(self, g: int, u: int) -> bool:
+        rest = self.grids[g] - {u}
+        return bool(rest) and len(self.comm.connected_parts(rest)) == 1
+
+    def boundary_len(self, g: int, h: int) -> float:
+        return sum(ln for u in self.grids[g] for w, (ln, _) in self.comm.nbrs[u].items()
+                   if self.label.get(w) == h)
+
+    def neighbours(self, g: int) -> set[int]:
+        return {self.label[w] for u in self.grids[g] for w in self.comm.nbrs[u] if self.label.get(w, g) != g}
+
+    def move(self, u: int, g: int, h: int) -> None:
+        """Move unit *u* from grid *g* to grid *h*."""
+        self.grids[g].discard(u)
+        self.grids[h].add(u)
+        self.label[u] = h
+        self.tot[g] -= self.hh[u]
+        self.tot[h] += self.hh[u]
+
+    def merge(self, g: int, h: int) -> None:
+        """Merge grid *g* into grid *h*."""
+        for u in self.grids[g]:
+            self.label[u] = h
+        self.grids[h] |= self.grids[g]
+        self.tot[h] += self.tot[g]
+        self.grids[g] = set()
+        self.tot[g] = 0.0
+
+    def _merge_in_band(self, g: int) -> bool:
+        cands = [h for h in self.neighbours(g) if self.tot[g] + self.tot[h] <= self.hi]
+        if not cands:
+            return False
+        self.merge(g, max(cands, key=lambda h: (self.boundary_len(g, h), -h)))
+        return True
+
+    def _take(self, g: int) -> bool:
+        """Take a boundary unit into grid *g* (below) from a neighbour that can spare it."""
+        hh, tot, lo, hi = self.hh, self.tot, self.lo, self.hi
+        moves = []
+        for u in self.grids[g]:
+            for w, (ln, _) in self.comm.nbrs[u].items():
+                lw = self.label.get(w)
+                if lw is not None and lw != g and tot[lw] - hh[w] >= lo and tot[g] + hh[w] <= hi:
+                    moves.append((-ln, w, lw))
+        for _ln, w, h in sorted(moves):
+            if self.label[w] == h and tot[h] - hh[w] >= lo and tot[g] + hh[w] <= hi \
+                    and self.stays_connected(h, w):
+                self.move(w, h, g)
+                return True
+        return False
+
+    def _give(self, g: int) -> bool:
+        """Hand a boundary unit of grid *g* (above) to a neighbour with room."""
+        hh, tot, lo, hi = self.hh, self.tot, self.lo, self.hi
+        moves = []
+        for u in self.grids[g]:
+            for w, (ln, _) in self.comm.nbrs[u].items():
+                lw = self.label.get(w)
+                if lw is not None and lw != g and hh[u] > 0 and tot[lw] + hh[u] <= hi \
+                        and tot[g] - hh[u] >= lo:
+                    moves.append((-ln, u, lw))
+        for _ln, u, h in sorted(moves):
+            if self.label[u] == g and tot[h] + hh[u] <= hi and tot[g] - hh[u] >= lo \
+                    and self.stays_connected(g, u):
+                self.move(u, g, h)
+                return True
+        return False
+
+    def _merge_closer(self, g: int) -> bool:
+        """Merge grid *g* (below) into the neighbour that brings the pair closest to the band."""
+        tot, lo, hi = self.tot, self.lo, self.hi
+        best: tuple[float, float, int] | None = None
+        for h in self.neighbours(g):
+            if tot[h] > hi:  # never onto a grid already above (a building above the maximum stays alone)
                 continue
-            if tot[g] < lo:
-                # merge with a neighbour when the sum stays in band
-                cands = [h for h in neighbours(g) if tot[g] + tot[h] <= hi]
-                if cands:
-                    h = max(cands, key=lambda h: (boundary_len(g, h), -h))
-                    for u in grids[g]:
-                        label[u] = h
-                    grids[h] |= grids[g]
-                    tot[h] += tot[g]
-                    grids[g] = set()
-                    tot[g] = 0.0
-                    changed = True
+            gain = _off(tot[g], lo, hi) + _off(tot[h], lo, hi) - _off(tot[g] + tot[h], lo, hi)
+            if gain > 0:
+                key = (-gain, -self.boundary_len(g, h), h)
+                if best is None or key < best:
+                    best = key
+        if best is None:
+            return False
+        self.merge(g, best[2])
+        return True
+
+    def _enclaves(self) -> None:
+        """Move a unit whose every same-community edge touches one other grid into that grid."""
+        for u in sorted(self.label):
+            owners = {self.label[w] for w in self.comm.nbrs[u]}
+            if len(owners) == 1:
+                h = owners.pop()
+                g = self.label[u]
+                if h != g and self.comm.outer_len.get(u, 0.0) <= 1e-9 and self.stays_connected(g, u):
+                    self.move(u, g, h)
+
+    def run(self) -> list[set[int]]:
+        grids = self.grids
+        for _ in range(4 * len(grids) + 4):
+            changed = False
+            for g in range(len(grids)):
+                if not grids[g]:
                     continue
-                moves = []
-                for u in grids[g]:
-                    for w, (ln, _) in comm.nbrs[u].items():
-                        lw = label.get(w)
-                        if lw is None or lw == g:
-                            continue
-                        if tot[lw] - hh[w] >= lo and tot[g] + hh[w] <= hi:
-                            moves.append((-ln, w, lw))
-                for _ln, w, h in sorted(moves):
-                    if label[w] == h and tot[h] - hh[w] >= lo and tot[g] + hh[w] <= hi \
-                            and stays_connected(h, w):
-                        grids[h].discard(w)
-                        grids[g].add(w)
-                        label[w] = g
-                        tot[h] -= hh[w]
-                        tot[g] += hh[w]
-                        changed = True
-                        break
-            elif tot[g] > hi and len(grids[g]) > 1:
-                moves = []
-                for u in grids[g]:
-                    for w, (ln, _) in comm.nbrs[u].items():
-                        lw = label.get(w)
-                        if lw is None or lw == g:
-                            continue
-                        if tot[lw] + hh[u] <= hi and tot[g] - hh[u] >= lo and hh[u] > 0:
-                            moves.append((-ln, u, lw))
-                for _ln, u, h in sorted(moves):
-                    if label[u] == g and tot[h] + hh[u] <= hi and tot[g] - hh[u] >= lo \
-                            and stays_connected(g, u):
-                        grids[g].discard(u)
-                        grids[h].add(u)
-                        label[u] = h
-                        tot[g] -= hh[u]
-                        tot[h] += hh[u]
-                        changed = True
-                        break
-        if not changed:
-            break
-    # enclaves: a unit whose every same-community edge touches one other grid joins it
-    for u in sorted(label):
-        owners = {label[w] for w in comm.nbrs[u]}
-        if len(owners) == 1:
-            h = owners.pop()
-            g = label[u]
-            if h != g and comm.outer_len.get(u, 0.0) <= 1e-9 and stays_connected(g, u):
-                grids[g].discard(u)
-                grids[h].add(u)
-                label[u] = h
-                tot[g] -= hh[u]
-                tot[h] += hh[u]
-    return [s for s in grids if s]
+                if self.tot[g] < self.lo:
+                    changed |= self._merge_in_band(g) or self._take(g)
+                elif self.tot[g] > self.hi and len(grids[g]) > 1:
+                    changed |= self._give(g)
+            if not changed:
+                # last resort for a grid under the band: the merge that brings the pair closer
+                changed = any(grids[g] and self.tot[g] < self.lo and self._merge_closer(g)
+                              for g in range(len(grids)))
+            if not changed:
+                break
+        self._enclaves()
+        return [s for s in grids if s]
+
+
+def _repair(comm: _Community, grids: list[set[int]], lo: int, hi: int) -> list[set[int]]:
+    return _Repair(comm, grids, lo, hi).run()
 
 
 def _solve(comm: _Community, part: set[int], k: int, lo: int, hi: int) -> list[set[int]]:
@@ -275,6 +350,61 @@ def _n_off_band(grids: list[set[int]], hh: list[float], lo: int, hi: int) -> int
     return sum(1 for g in grids if not lo <= sum(hh[u] for u in g) <= hi)
 
 
+#: Reasons a grid stays outside the band (``band_reason`` starts with one of these codes).
+REASONS = {
+    "community_smaller_than_band": "the whole community has fewer households than the band's minimum",
+    "no_neighbour_in_community": "a detached part of its community: no neighbouring grid to merge with",
+    "merge_would_leave_band": ("no merge with a neighbour in the community (none above the band) "
+                               "gets closer to it"),
+    "single_building_over_max": "one building holds more households than the band's maximum",
+    "unit_over_max_not_split": "an atomic unit above the maximum, and units may not be split",
+    "unit_over_max_after_split": "a piece of a split unit is above the maximum (large buildings)",
+    "too_few_households_for_two_grids": "above the maximum but too few households for two grids in band",
+    "no_contiguous_split": "no contiguous split of the part into the band was found at unit level",
+}
+#: Per-unit flags passed to :func:`partition_units` (why a unit above the maximum stays whole).
+UNIT_SINGLE_BUILDING, UNIT_NOT_SPLIT, UNIT_SPLIT_SHORT = 1, 2, 3
+
+
+def _note(g: set[int], grids: list[set[int]], h_comm: float, h_part: float, comm: _Community,
+          flags: np.ndarray | None, lo: int, hi: int) -> GridNote:
+    hh = comm.hh
+    tot = sum(hh[u] for u in g)
+    if lo <= tot <= hi:
+        return GridNote("ok", "")
+    if tot < lo:
+        has_nbr = any(w not in g for u in g for w in comm.nbrs[u])
+        if h_comm < lo:
+            code, text = "community_smaller_than_band", f"community has only {h_comm:.0f} households"
+        elif not has_nbr:
+            code, text = "no_neighbour_in_community", (f"{tot:.0f} households, no neighbour in its "
+                                                       f"community ({h_comm:.0f} households)")
+        else:
+            code, text = "merge_would_leave_band", (f"{tot:.0f} households: a merge with any neighbour "
+                                                    f"would end farther from {lo}-{hi}")
+        return GridNote("below", f"{code}: {text}")
+    big = max(g, key=lambda u: hh[u])
+    flag = int(flags[big]) if flags is not None else 0
+    if hh[big] > hi and flag == UNIT_SINGLE_BUILDING:
+        code, text = "single_building_over_max", (f"a unit of {hh[big]:.0f} households whose largest "
+                                                  f"building alone is above {hi}")
+    elif hh[big] > hi and hh[big] < 2 * lo:
+        code, text = "too_few_households_for_two_grids", (f"a unit of {hh[big]:.0f} households cannot be "
+                                                          f"split into two grids of {lo}-{hi}")
+    elif hh[big] > hi and flag == UNIT_SPLIT_SHORT:
+        code, text = "unit_over_max_after_split", (f"a piece of a split unit has {hh[big]:.0f} households "
+                                                   "(its buildings cannot be grouped into the band)")
+    elif hh[big] > hi:
+        code, text = "unit_over_max_not_split", f"a single atomic unit has {hh[big]:.0f} households"
+    elif len(grids) == 1 and choose_k(h_part, lo, hi) == 1:
+        code, text = "too_few_households_for_two_grids", (f"{tot:.0f} households cannot be split into two "
+                                                          f"grids of {lo}-{hi}")
+    else:
+        code, text = "no_contiguous_split", (f"{tot:.0f} households: no contiguous split of {h_part:.0f} "
+                                             f"households into {lo}-{hi} found at unit level")
+    return GridNote("above", f"{code}: {text}")
+
+
 def partition_units(
     community: np.ndarray,
     households: np.ndarray,
@@ -283,9 +413,7 @@ def partition_units(
     y: np.ndarray,
     adj: pd.DataFrame,
     outer_len: np.ndarray,
-    *,
-    households_min: int,
-    households_max: int,
+    **band: Unpack[Band],
 ) -> tuple[np.ndarray, dict[int, GridNote]]:
     """Group units into contiguous base grids inside each community.
 
@@ -304,13 +432,17 @@ def partition_units(
         0 marks a unit enclosed by its community.
     households_min, households_max
         Household band of a grid.
+    flags
+        Optional per-unit :data:`UNIT_SINGLE_BUILDING` / :data:`UNIT_NOT_SPLIT` /
+        :data:`UNIT_SPLIT_SHORT` (why a unit above the maximum is whole), for the reasons of grids
+        above the band.
 
     Returns
     -------
     labels : ndarray of int
         Grid label per unit (0..n_grids-1, ordered by first unit).
     notes : dict
-        Grid label → :class:`GridNote`.
+        Grid label → :class:`GridNote`; ``reason`` starts with a code of :data:`REASONS`.
 
     Examples
     --------
@@ -323,6 +455,7 @@ def partition_units(
     ([0, 0, 1, 1], ['ok'])
 
     """
+    flags = band.get("flags")
     n = len(community)
     hh = np.asarray(households, float)
     res_ = np.asarray(residents, float)
@@ -343,7 +476,7 @@ def partition_units(
     notes: dict[int, GridNote] = {}
     order = pd.Series(np.arange(n)).groupby(pd.Series(community), sort=True)
     next_label = 0
-    lo, hi = int(households_min), int(households_max)
+    lo, hi = int(band["households_min"]), int(band["households_max"])
     for _key, idx in order:
         nodes = idx.to_numpy()
         comm = _Community(nodes, hh_l, res_l, xy, nbrs,
@@ -352,7 +485,7 @@ def partition_units(
         h_comm = float(hh[nodes].sum())
         for part in parts:
             h_part = float(sum(hh_l[u] for u in part))
-            k = _choose_k(h_part, lo, hi)
+            k = choose_k(h_part, lo, hi)
             grids = _solve(comm, part, k, lo, hi)
             n_bad = _n_off_band(grids, hh_l, lo, hi)
             if n_bad and k > 0:
@@ -365,30 +498,8 @@ def partition_units(
                     if bad2 < n_bad:
                         grids, n_bad = alt, bad2
             for g in grids:
-                tot = sum(hh_l[u] for u in g)
-                if lo <= tot <= hi:
-                    note = GridNote("ok", "")
-                elif tot < lo:
-                    if len(parts) == 1 and len(grids) == 1:
-                        note = GridNote("below", f"community has only {tot:.0f} households")
-                    elif len(grids) == 1:
-                        note = GridNote("below", f"detached part of the community with only {tot:.0f} "
-                                        f"households (community: {h_comm:.0f})")
-                    else:
-                        note = GridNote("below", f"{tot:.0f} households: no contiguous split of "
-                                        f"{h_part:.0f} households into {lo}-{hi} found at unit level")
-                else:
-                    big = max(g, key=lambda u: hh_l[u])
-                    if hh_l[big] > hi:
-                        note = GridNote("above", f"a single atomic unit has {hh_l[big]:.0f} households")
-                    elif len(grids) == 1 and k == 1:
-                        note = GridNote("above", f"{tot:.0f} households cannot be split into two grids "
-                                        f"of {lo}-{hi}")
-                    else:
-                        note = GridNote("above", f"{tot:.0f} households: no contiguous split of "
-                                        f"{h_part:.0f} households into {lo}-{hi} found at unit level")
                 labels[sorted(g)] = next_label
-                notes[next_label] = note
+                notes[next_label] = _note(g, grids, h_comm, h_part, comm, flags, lo, hi)
                 next_label += 1
     # renumber labels by first unit so the result does not depend on dict/set iteration order
     _, first = np.unique(labels, return_index=True)

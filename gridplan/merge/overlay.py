@@ -28,7 +28,16 @@ import pandas as pd
 import shapely
 from shapely import Geometry
 
-__all__ = ["Faces", "face_adjacency", "overlay_faces"]
+__all__ = ["Faces", "Tiles", "conform_seams", "face_adjacency", "overlay_faces"]
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """The tile grid of an overlay and the faces noded in each tile (before seams are conformed)."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    faces: dict[int, np.ndarray]  # tile index (row-major) -> faces
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class Faces:
     geoms: np.ndarray
     points: np.ndarray
     members: dict[str, np.ndarray]
+    tiles: Tiles | None = None
 
     @property
     def area(self) -> np.ndarray:
@@ -70,6 +80,7 @@ def overlay_faces(
     grid_size_m: float = 0.01,
     tile_coords: int = 20_000,
     workers: int = 2,
+    previous: Faces | None = None,
 ) -> Faces:
     """Cut *city* by every polygon of every layer in one pass and attribute the faces.
 
@@ -87,6 +98,9 @@ def overlay_faces(
         own (faces cut by a tile edge are rejoined later: they keep the same lineage).
     workers
         Processes noding tiles at once (see :func:`_tiles_in_processes`).
+    previous
+        An overlay of the same layers without the layers added since (the split pieces): only the
+        tiles those new lines cross are noded again, the others keep their faces.
 
     Returns
     -------
@@ -107,7 +121,13 @@ def overlay_faces(
     for geoms in layers.values():
         parts.append(_boundaries(np.asarray(geoms, dtype=object)))
     lines = np.concatenate(parts)
-    faces = _faces_by_tiles(lines, grid_size_m=grid_size_m, tile_coords=tile_coords, workers=workers)
+    reuse = None
+    if previous is not None and previous.tiles is not None:
+        added = [_boundaries(np.asarray(g, dtype=object)) for n, g in layers.items()
+                 if n not in previous.members]
+        reuse = (previous.tiles, np.concatenate(added) if added else np.empty(0, dtype=object))
+    faces, tiles = _faces_by_tiles(lines, grid_size_m=grid_size_m, tile_coords=tile_coords,
+                                   workers=workers, reuse=reuse)
     faces = faces[shapely.area(faces) > 0]
     points = shapely.point_on_surface(faces)
     # polygons as the query side: GEOS prepares each query polygon once for all its points
@@ -136,7 +156,7 @@ def overlay_faces(
     else:
         found = [membership(layers[n]) for n in names]
     members = dict(zip(names, found, strict=True))
-    return Faces(geoms=faces, points=points, members=members)
+    return Faces(geoms=faces, points=points, members=members, tiles=tiles)
 
 
 def _tile_faces(lines: np.ndarray, rect: tuple[float, float, float, float], grid_size_m: float) -> np.ndarray:
@@ -147,30 +167,97 @@ def _tile_faces(lines: np.ndarray, rect: tuple[float, float, float, float], grid
     return shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
 
 
-def _faces_by_tiles(lines: np.ndarray, *, grid_size_m: float, tile_coords: int, workers: int) -> np.ndarray:
-    """Node and polygonize *lines*, tile by tile (tile edges on whole metres, so on the grid)."""
-    n_coords = int(shapely.get_num_coordinates(lines).sum())
-    x0, y0, x1, y1 = shapely.total_bounds(lines)
-    x0, y0, x1, y1 = np.floor(x0) - 1, np.floor(y0) - 1, np.ceil(x1) + 1, np.ceil(y1) + 1
-    n = max(1, int(np.ceil(np.sqrt(n_coords / max(tile_coords, 1)))))
-    xs = np.unique(np.round(np.linspace(x0, x1, n + 1)))
-    ys = np.unique(np.round(np.linspace(y0, y1, n + 1)))
+def _faces_by_tiles(lines: np.ndarray, *, grid_size_m: float, tile_coords: int, workers: int,
+                    reuse: tuple[Tiles, np.ndarray] | None = None) -> tuple[np.ndarray, Tiles]:
+    """Node and polygonize *lines*, tile by tile (tile edges on whole metres, so on the grid).
+
+    With *reuse* (the tiles of an earlier overlay, the lines added since), only the tiles the added
+    lines touch are noded again.
+    """
+    if reuse is not None:
+        xs, ys = reuse[0].xs, reuse[0].ys
+    else:
+        n_coords = int(shapely.get_num_coordinates(lines).sum())
+        x0, y0, x1, y1 = shapely.total_bounds(lines)
+        x0, y0, x1, y1 = np.floor(x0) - 1, np.floor(y0) - 1, np.ceil(x1) + 1, np.ceil(y1) + 1
+        n = max(1, int(np.ceil(np.sqrt(n_coords / max(tile_coords, 1)))))
+        xs = np.unique(np.round(np.linspace(x0, x1, n + 1)))
+        ys = np.unique(np.round(np.linspace(y0, y1, n + 1)))
     rects = [(float(xs[i]), float(ys[j]), float(xs[i + 1]), float(ys[j + 1]))
              for j in range(len(ys) - 1) for i in range(len(xs) - 1)]
     if len(rects) == 1:
         noded = shapely.union_all(lines, grid_size=grid_size_m)
-        return shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+        faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+        return faces, Tiles(xs=xs, ys=ys, faces={})
+    done: dict[int, np.ndarray] = {}
+    todo: list[int] = list(range(len(rects)))
+    if reuse is not None:
+        added = reuse[1]
+        hit = set(shapely.STRtree(added).query(shapely.box(*np.array(rects).T), predicate="intersects")[0]
+                  .tolist()) if len(added) else set()
+        done = {t: f for t, f in reuse[0].faces.items() if t not in hit}
+        todo = sorted(hit)
     tree = shapely.STRtree(lines)
-    jobs = []
-    for rect in rects:
-        idx = tree.query(shapely.box(*rect))
+    jobs, job_tile = [], []
+    for t in todo:
+        idx = tree.query(shapely.box(*rects[t]))
         if len(idx):
-            jobs.append((lines[np.sort(idx)], rect))
+            jobs.append((lines[np.sort(idx)], rects[t]))
+            job_tile.append(t)
     if workers > 1 and len(jobs) > 1:
         out = _tiles_in_processes(jobs, grid_size_m=grid_size_m, workers=workers)
     else:
         out = [_tile_faces(ln, rect, grid_size_m) for ln, rect in jobs]
-    return np.concatenate(out) if out else np.empty(0, dtype=object)
+    done.update(zip(job_tile, out, strict=True))
+    parts = [done[t] for t in sorted(done)]
+    faces = np.concatenate(parts) if parts else np.empty(0, dtype=object)
+    return conform_seams(faces, xs[1:-1], ys[1:-1]), Tiles(xs=xs, ys=ys, faces=done)
+
+
+def conform_seams(faces: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Give faces on both sides of a tile seam the same vertices along it.
+
+    Each tile is noded on its own, so a vertex that snap-rounding puts *on* a seam (a boundary
+    within half a grid cell of it, on one side) is a node in that tile only; the face across the
+    seam runs straight past it.  The two faces then share an edge but not its vertices: coverage
+    union reports incorrectly noded input (or, in older GEOS, returns a self-intersecting grid)
+    and the shared edge is missed by :func:`face_adjacency`.  The seam vertices of every face are
+    inserted into the faces on the other side (``shapely.snap`` to those points, tolerance far
+    below the grid: the lines do not move, they only gain vertices).
+
+    Examples
+    --------
+    >>> from shapely import Polygon, box
+    >>> a, b = box(0, 0, 1, 2), Polygon([(1, 0), (2, 0), (2, 2), (1, 2), (1, 1)])
+    >>> [len(shapely.get_coordinates(f)) for f in conform_seams(np.array([a, b]), np.array([1.0]),
+    ...                                                            np.array([]))]
+    [6, 6]
+
+    """
+    if len(faces) == 0 or (len(xs) == 0 and len(ys) == 0):
+        return faces
+    coords, idx = shapely.get_coordinates(faces, return_index=True)
+    on = np.zeros(len(coords), bool)
+    for vals, col in ((np.asarray(xs, float), 0), (np.asarray(ys, float), 1)):
+        if len(vals):
+            pos = np.clip(np.searchsorted(vals, coords[:, col]), 1, len(vals)) - 1
+            near = np.minimum(np.abs(coords[:, col] - vals[pos]),
+                              np.abs(coords[:, col] - vals[np.minimum(pos + 1, len(vals) - 1)]))
+            on |= near < 1e-9
+    if not on.any():
+        return faces
+    touched = np.unique(idx[on])
+    pts = shapely.points(np.unique(coords[on], axis=0))
+    fi, pi = shapely.STRtree(pts).query(faces[touched], predicate="intersects")
+    if not len(fi):
+        return faces
+    order = np.argsort(fi, kind="stable")
+    fi, pi = fi[order], pi[order]
+    groups = np.unique(fi)
+    refs = shapely.multipoints(pts[pi], indices=np.searchsorted(groups, fi))
+    out = faces.copy()
+    out[touched[groups]] = shapely.snap(faces[touched[groups]], refs, 1e-7)
+    return out
 
 
 def _tile_faces_wkb(

@@ -99,49 +99,10 @@ def _cover_shares(a: np.ndarray, b: np.ndarray, b_codes: np.ndarray) -> tuple[np
     best[top["i"].to_numpy()] = top["j"].to_numpy()
     return best, part[["i", "j", "a"]].reset_index(drop=True)
 
-def reimport_base_grids(
-    plan: Any, edited_path: str | Path, *, layer: str | None = None, tolerance_m2: float = 1.0
-) -> Any:
-    """Turn a base-grid layer edited in QGIS into a new, re-validated plan version.
 
-    Parameters
-    ----------
-    plan
-        The plan the layer was exported from (the parent version).
-    edited_path
-        GeoPackage, Shapefile or any GDAL vector file with the edited grids (``grid_code`` kept).
-    layer
-        Layer name; default ``base_grids`` or the file's only layer.
-    tolerance_m2
-        Overlaps, gaps and community crossings up to this area (m²) are ignored.
-
-    Returns
-    -------
-    Plan
-        ``kind="edit"``, ``parent_id`` = the plan's id, new ``plan_id``; rules in the module docstring.
-
-    Raises
-    ------
-    InputError
-        Missing file/layer, no ``grid_code`` field, no usable polygon left, or a community that
-        would need more than 999 grids.
-    CRSError
-        The edited layer has no CRS.
-
-    """
-    from gridplan.hexindex import build_h3_index
-    from gridplan.layers import fingerprint
-
-    t0 = time.perf_counter()
-    path = Path(edited_path)
-    crs = plan.meta.crs
-    gdf, layer = _read_edited(path, layer, crs)
-    qa_rows: list[dict[str, Any]] = []
-
-    # ---- geometry repair -------------------------------------------------------------------
-    codes = np.array([_code_text(v) for v in gdf["grid_code"].tolist()], dtype=object)
-    geoms = np.asarray(gdf.geometry.values, dtype=object)
-    keep = np.ones(len(gdf), dtype=bool)
+def _drop_missing(codes: np.ndarray, geoms: np.ndarray, qa_rows: list[dict[str, Any]]) -> np.ndarray:
+    """Report features without geometry; return the mask of those kept."""
+    keep = np.ones(len(geoms), dtype=bool)
     for i in np.flatnonzero(shapely.is_missing(geoms)):
         qa_rows.append(
             {
@@ -163,6 +124,15 @@ def reimport_base_grids(
             }
         )
         keep[i] = False
+    return keep
+
+
+def _repair_geometry(gdf: gpd.GeoDataFrame, path: Path, layer: str,
+                     qa_rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Drop missing geometries, repair invalid ones, keep polygons; return codes and geometries."""
+    codes = np.array([_code_text(v) for v in gdf["grid_code"].tolist()], dtype=object)
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    keep = _drop_missing(codes, geoms, qa_rows)
     ok = keep.copy()
     invalid = np.zeros(len(gdf), dtype=bool)
     invalid[ok] = ~shapely.is_valid(geoms[ok])
@@ -200,9 +170,12 @@ def reimport_base_grids(
     codes, geoms = codes[keep], geoms[keep]
     if len(geoms) == 0:
         raise InputError("no polygon left in the edited layer", file=path, layer=layer)
-    garea = shapely.area(geoms)
+    return codes, geoms
 
-    # ---- communities of the edited grids --------------------------------------------------------
+
+def _communities(plan: Any, codes: np.ndarray, geoms: np.ndarray, tolerance_m2: float,
+                 qa_rows: list[dict[str, Any]]) -> np.ndarray:
+    """Community of each edited grid (largest share); report grids reaching into others."""
     units = plan.atomic_units
     ucomm = text_column(units, "community_code")
     ugeom = np.asarray(units.geometry.values, dtype=object)
@@ -229,7 +202,13 @@ def reimport_base_grids(
                 }
             )
 
-    # ---- codes: splits and new grids ------------------------------------------------------------
+    return gcomm
+
+
+def _new_codes(plan: Any, codes: np.ndarray, geoms: np.ndarray, gcomm: np.ndarray, path: Path,
+               layer: str) -> tuple[np.ndarray, np.ndarray]:
+    """Keep valid, unique codes in the right community; give the others the next free ones."""
+    garea = shapely.area(geoms)
     old_codes = text_column(plan.base_grids, "grid_code")
     old_geom = dict(zip(old_codes, plan.base_grids.geometry.values, strict=True))
     need = np.zeros(len(codes), dtype=bool)
@@ -269,7 +248,14 @@ def reimport_base_grids(
             logger.debug("edited grid %r gets new code %s%03d", codes[i], comm, seq)
             codes[i] = f"{comm}{seq:03d}"
 
-    # ---- QA: overlaps, gaps, outside ------------------------------------------------------------
+    return codes, need
+
+
+def _coverage_qa(plan: Any, codes: np.ndarray, geoms: np.ndarray, tolerance_m2: float,
+                 qa_rows: list[dict[str, Any]]) -> None:
+    """Report overlaps (of changed grids), gaps and areas outside the parent plan's coverage."""
+    old_codes = text_column(plan.base_grids, "grid_code")
+    old_geom = dict(zip(old_codes, plan.base_grids.geometry.values, strict=True))
     # overlaps: only pairs with a grid that differs from the parent plan's grid of the same code
     same_old = np.array([old_geom.get(c) for c in codes], dtype=object)
     known = ~shapely.is_missing(same_old)
@@ -323,12 +309,15 @@ def reimport_base_grids(
                     }
                 )
 
-    # ---- units → edited grids by majority area --------------------------------------------------
-    ugrid, _ = _cover_shares(ugeom, geoms, codes)
-    new_units = units.copy()
-    new_units["base_grid_code"] = np.where(ugrid >= 0, codes[np.maximum(ugrid, 0)], "").astype(object)
 
-    # ---- base grid table ------------------------------------------------------------------------
+
+def _grid_table(plan: Any, codes: np.ndarray, geoms: np.ndarray, gcomm: np.ndarray, ugrid: np.ndarray,
+                qa_rows: list[dict[str, Any]]) -> gpd.GeoDataFrame:
+    """Build the new ``base_grids`` table with band status (and band QA rows)."""
+    crs = plan.meta.crs
+    units = plan.atomic_units
+    ucomm = text_column(units, "community_code")
+    garea = shapely.area(geoms)
     ob = plan.base_grids
     names = {}
     for c, cn, t, tn in zip(
@@ -339,9 +328,8 @@ def reimport_base_grids(
         strict=True,
     ):
         names[c] = (cn, t, tn)
-    utown = dict(
-        zip(ucomm, text_column(units, "town_code") if "town_code" in units else [""] * len(units), strict=True)
-    )
+    utown_codes = text_column(units, "town_code") if "town_code" in units else [""] * len(units)
+    utown = dict(zip(ucomm, utown_codes, strict=True))
     params = plan.meta.params or {}
     hh_min = float(params.get("households_min", 300))
     hh_max = float(params.get("households_max", 500))
@@ -379,6 +367,12 @@ def reimport_base_grids(
             }
         )
 
+    return grids
+
+
+def _merged_qa(plan: Any, qa_rows: list[dict[str, Any]]) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Return the parent's QA without its base-grid rows plus the new rows, and the new rows."""
+    crs = plan.meta.crs
     old_qa = plan.qa_issues
     if len(old_qa) and "layer" in old_qa.columns:
         old_qa = old_qa[old_qa["layer"].astype(str) != "base_grids"]
@@ -393,6 +387,61 @@ def reimport_base_grids(
     ]
     qa = pd.concat(parts, ignore_index=True) if parts else new_qa
     qa = gpd.GeoDataFrame(qa, geometry="geometry", crs=crs)
+
+    return qa, new_qa
+
+
+def reimport_base_grids(
+    plan: Any, edited_path: str | Path, *, layer: str | None = None, tolerance_m2: float = 1.0
+) -> Any:
+    """Turn a base-grid layer edited in QGIS into a new, re-validated plan version.
+
+    Parameters
+    ----------
+    plan
+        The plan the layer was exported from (the parent version).
+    edited_path
+        GeoPackage, Shapefile or any GDAL vector file with the edited grids (``grid_code`` kept).
+    layer
+        Layer name; default ``base_grids`` or the file's only layer.
+    tolerance_m2
+        Overlaps, gaps and community crossings up to this area (m²) are ignored.
+
+    Returns
+    -------
+    Plan
+        ``kind="edit"``, ``parent_id`` = the plan's id, new ``plan_id``; rules in the module docstring.
+
+    Raises
+    ------
+    InputError
+        Missing file/layer, no ``grid_code`` field, no usable polygon left, or a community that
+        would need more than 999 grids.
+    CRSError
+        The edited layer has no CRS.
+
+    """
+    from gridplan.hexindex import build_h3_index
+    from gridplan.layers import fingerprint
+
+    t0 = time.perf_counter()
+    path = Path(edited_path)
+    crs = plan.meta.crs
+    gdf, layer = _read_edited(path, layer, crs)
+    qa_rows: list[dict[str, Any]] = []
+    codes, geoms = _repair_geometry(gdf, path, layer, qa_rows)
+    gcomm = _communities(plan, codes, geoms, tolerance_m2, qa_rows)
+    codes, need = _new_codes(plan, codes, geoms, gcomm, path, layer)
+    _coverage_qa(plan, codes, geoms, tolerance_m2, qa_rows)
+    # units → edited grids by majority area
+    units = plan.atomic_units
+    ugrid, _ = _cover_shares(np.asarray(units.geometry.values, dtype=object), geoms, codes)
+    new_units = units.copy()
+    new_units["base_grid_code"] = np.where(ugrid >= 0, codes[np.maximum(ugrid, 0)], "").astype(object)
+    grids = _grid_table(plan, codes, geoms, gcomm, ugrid, qa_rows)
+    params = plan.meta.params or {}
+    n = len(codes)
+    qa, new_qa = _merged_qa(plan, qa_rows)
 
     crosswalk, fit = crosswalk_from_units(new_units, plan.meta.departments)
     h3_cells = build_h3_index(grids, res=plan.meta.h3_res)

@@ -1,0 +1,199 @@
+"""Atomic units from attributed faces (private helper of :mod:`gridplan.merge.build`).
+
+Owns the step faces → atomic units: same-lineage components (community, every department's grid,
+split piece), sliver elimination inside the community, per-unit statistics from buildings and
+standard addresses, and unit geometry, adjacency and cut costs for the districting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from gridplan.merge.lineage import FaceLineage
+from gridplan.merge.slivers import eliminate_slivers, lineage_components, sliver_mask
+
+__all__ = ["STAT_COLUMNS", "Points", "Units", "atomic_units", "dissolve", "point_stats"]
+
+#: Per-unit and per-grid statistics summed from buildings and standard addresses.
+STAT_COLUMNS = ["households", "residents", "floating_residents", "rental_rooms", "addresses"]
+_BUILDING_STATS = ["households", "residents", "floating_residents", "rental_rooms"]
+
+
+@dataclass
+class Points:
+    """Representative points of buildings and standard addresses with building figures."""
+
+    b_pts: np.ndarray
+    b_geoms: np.ndarray
+    b_vals: np.ndarray  # buildings x len(_BUILDING_STATS); missing columns are 0
+    a_pts: np.ndarray
+
+
+@dataclass
+class Units:
+    """Atomic units: per-face unit label, lineage, stats, geometry and adjacency."""
+
+    unit: np.ndarray  # per face
+    n: int
+    lineage: np.ndarray  # unit x (community, dept keys..., piece)
+    kept_sliver: np.ndarray
+    slivers_removed: int
+    fstats: np.ndarray
+    stats: np.ndarray
+    geom: np.ndarray
+    area: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    adj: pd.DataFrame
+    outer: np.ndarray
+    b_unit: np.ndarray  # unit of each building (-1 outside)
+
+
+def dissolve(geoms: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Union faces per label (exact coverage union: faces share identical edges)."""
+    out = np.empty(n, dtype=object)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(n + 1))
+    for g in range(n):
+        idx = order[bounds[g]:bounds[g + 1]]
+        if len(idx) == 1:
+            out[g] = geoms[idx[0]]
+        else:
+            try:
+                out[g] = shapely.coverage_union_all(geoms[idx])
+            except shapely.errors.GEOSException:  # pragma: no cover - defensive
+                out[g] = shapely.union_all(geoms[idx])
+    return out
+
+
+def _assign_points(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Face index holding each point (-1 outside); a point on an edge goes to the lower index."""
+    res = np.full(len(points), -1, np.int64)
+    if len(points) == 0:
+        return res
+    # faces as the query side: each face is prepared once for all the points it holds
+    pairs = shapely.STRtree(points).query(faces, predicate="intersects")[::-1]
+    if pairs.shape[1]:
+        o = np.lexsort((pairs[1], pairs[0]))
+        p = pairs[:, o]
+        first = np.r_[True, p[0, 1:] != p[0, :-1]]
+        res[p[0, first]] = p[1, first]
+    return res
+
+
+def point_stats(layers: Mapping[str, gpd.GeoDataFrame]) -> Points:
+    """Take representative points and figures of the buildings and standard addresses layers."""
+    b_pts = a_pts = b_geoms = np.empty(0, dtype=object)
+    b_vals = np.zeros((0, len(_BUILDING_STATS)))
+    if "buildings" in layers and len(layers["buildings"]):
+        b = layers["buildings"]
+        geoms = np.asarray(b.geometry.array)
+        b_ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+        geoms = geoms[b_ok]
+        bad = ~shapely.is_valid(geoms)
+        if bad.any():
+            geoms = geoms.copy()
+            geoms[bad] = shapely.make_valid(geoms[bad])
+        b_geoms = geoms
+        b_pts = shapely.point_on_surface(geoms)
+        b_vals = np.zeros((len(geoms), len(_BUILDING_STATS)))
+        for j, c in enumerate(_BUILDING_STATS):
+            if c in b.columns:
+                b_vals[:, j] = pd.to_numeric(b[c], errors="coerce").fillna(0).to_numpy(float)[b_ok]
+    if "std_addresses" in layers and len(layers["std_addresses"]):
+        geoms = np.asarray(layers["std_addresses"].geometry.array)
+        a_ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+        a_pts = shapely.point_on_surface(geoms[a_ok])
+    return Points(b_pts=b_pts, b_geoms=b_geoms, b_vals=b_vals, a_pts=a_pts)
+
+
+def _face_stats(fg: np.ndarray, pts: Points) -> tuple[np.ndarray, np.ndarray]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    nf = len(fg)
+    fstats = np.zeros((nf, len(STAT_COLUMNS)))
+    with ThreadPoolExecutor(max_workers=2) as ex:  # GEOS releases the GIL: both cores
+        b_where, a_where = ex.map(lambda p: _assign_points(p, fg), [pts.b_pts, pts.a_pts])
+    if len(pts.b_pts):
+        inside = b_where >= 0
+        for j in range(len(_BUILDING_STATS)):
+            fstats[:, j] = np.bincount(b_where[inside], pts.b_vals[inside, j], nf)
+    if len(pts.a_pts):
+        fstats[:, 4] = np.bincount(a_where[a_where >= 0], minlength=nf)
+    return fstats, b_where
+
+
+def _components(fl: FaceLineage, *, min_area_m2: float, max_thinness: float,
+                max_width_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Same-lineage components, slivers merged: face unit, unit lineage, kept slivers, removed."""
+    fg, farea, fadj = fl.fg, fl.farea, fl.fadj
+    lineage = np.column_stack([fl.fcomm, fl.fdept, fl.fpiece])
+    _, fkey = np.unique(lineage, axis=0, return_inverse=True)
+    fkey = fkey.ravel()
+    comp = lineage_components(fkey, fadj)
+    nu = int(comp.max()) + 1
+    u_area = np.bincount(comp, farea, nu)
+    a_idx, b_idx, ln = fadj["a"].to_numpy(), fadj["b"].to_numpy(), fadj["length"].to_numpy()
+    internal = comp[a_idx] == comp[b_idx]
+    u_perim = np.bincount(comp, shapely.length(fg), nu) - 2 * np.bincount(
+        comp[a_idx[internal]], ln[internal], nu)
+    uadj = (pd.DataFrame({"a": comp[a_idx[~internal]], "b": comp[b_idx[~internal]], "length": ln[~internal]})
+            .assign(a2=lambda x: np.minimum(x.a, x.b), b2=lambda x: np.maximum(x.a, x.b))
+            .groupby(["a2", "b2"], as_index=False)["length"].sum().rename(columns={"a2": "a", "b2": "b"}))
+    u_comm = np.zeros(nu, np.int64)
+    u_comm[comp] = fl.fcomm
+    u_key = np.zeros(nu, np.int64)
+    u_key[comp] = fkey
+    is_sliver = sliver_mask(u_area, u_perim, min_area_m2=min_area_m2, max_thinness=max_thinness,
+                            max_width_m=max_width_m)
+    owner, kept = eliminate_slivers(is_sliver, u_comm, u_area, uadj)
+    n_removed = int((is_sliver & (owner != np.arange(nu))).sum())
+    fkey2 = u_key[owner[comp]]
+    unit = lineage_components(fkey2, fadj)
+    n_units = int(unit.max()) + 1
+    # lineage of a final unit = lineage of its faces' owner
+    key_lineage = np.zeros((int(fkey.max()) + 1, lineage.shape[1]), np.int64)
+    key_lineage[fkey] = lineage
+    unit_lineage = np.zeros((n_units, lineage.shape[1]), np.int64)
+    unit_lineage[unit] = key_lineage[fkey2]
+    kept_sliver = np.zeros(n_units, bool)
+    kept_sliver[unit[kept[comp]]] = True
+    return unit, unit_lineage, kept_sliver, n_removed
+
+
+def atomic_units(fl: FaceLineage, pts: Points, n_depts: int, *, min_area_m2: float, max_thinness: float,
+                 max_width_m: float) -> Units:
+    """Faces with their lineage → atomic units with statistics, geometry and adjacency."""
+    unit, unit_lineage, kept_sliver, n_removed = _components(
+        fl, min_area_m2=min_area_m2, max_thinness=max_thinness, max_width_m=max_width_m)
+    n_units = int(unit.max()) + 1
+    fg, farea, fadj, fdept = fl.fg, fl.farea, fl.fadj, fl.fdept
+    fstats, b_where = _face_stats(fg, pts)
+    ustats = np.column_stack([np.bincount(unit, fstats[:, j], n_units) for j in range(fstats.shape[1])])
+    ugeom = dissolve(fg, unit, n_units)
+    uarea = np.bincount(unit, farea, n_units)
+    upts = shapely.point_on_surface(ugeom)
+    a_idx, b_idx, ln = fadj["a"].to_numpy(), fadj["b"].to_numpy(), fadj["length"].to_numpy()
+    agree = (fdept[a_idx] != fdept[b_idx]).sum(axis=1) if n_depts else np.zeros(len(a_idx))
+    cost = ln * (n_depts + 1 - agree) / (n_depts + 1)
+    ua, ub = unit[a_idx], unit[b_idx]
+    cross = ua != ub
+    uadj2 = (pd.DataFrame({"a": np.minimum(ua, ub)[cross], "b": np.maximum(ua, ub)[cross],
+                           "length": ln[cross], "cost": cost[cross]})
+             .groupby(["a", "b"], as_index=False, sort=True)[["length", "cost"]].sum())
+    ucomm = unit_lineage[:, 0]
+    same = ucomm[uadj2["a"].to_numpy()] == ucomm[uadj2["b"].to_numpy()]
+    shared_same = (np.bincount(uadj2["a"].to_numpy()[same], uadj2["length"].to_numpy()[same], n_units)
+                   + np.bincount(uadj2["b"].to_numpy()[same], uadj2["length"].to_numpy()[same], n_units))
+    outer = np.maximum(shapely.length(ugeom) - shared_same, 0.0)
+    outer[outer < 1e-6 * np.maximum(shapely.length(ugeom), 1)] = 0.0
+    b_unit = np.where(b_where >= 0, unit[np.maximum(b_where, 0)], -1) if len(b_where) else b_where
+    return Units(unit=unit, n=n_units, lineage=unit_lineage, kept_sliver=kept_sliver,
+                 slivers_removed=n_removed, fstats=fstats, stats=ustats, geom=ugeom, area=uarea,
+                 x=shapely.get_x(upts), y=shapely.get_y(upts), adj=uadj2, outer=outer, b_unit=b_unit)
