@@ -5,10 +5,10 @@ dense rental buildings, an industrial belt) are merged with the defaults.  What 
 asserted plainly: valid geometry, single-part base grids, atomic units that dissolve exactly into
 their base grids, area conserved, every grid outside the band listed in ``qa_issues``.
 
-The band figures need unit splitting and undersized merging (branch ``issue-12-merge``): those
-tests are ``xfail(strict=True)``, so they turn red (XPASS) once the merge lands — then remove the
-mark.  Measured with issue-12-merge at 7090c50 (seed 0): compounds 100 %, villages 97.6 %,
-industrial 96.4 % (already in band today), coarse 89.4 % (5 grids ``merge_would_leave_band``).
+The band figures come from splitting oversized units between buildings and merging undersized
+grids (seed 0): compounds 100 %, villages 97.6 %, industrial 96.4 %, coarse 89.4 % — five grids
+whose only merges would leave the band; that one is ``xfail(strict=True)``: it turns red (XPASS)
+the day the merge reaches 90 % there, and the mark must go.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ from gridplan.plans import read_plan
 VARIANTS = ("coarse", "compounds", "villages", "industrial")
 #: reasons that make a grid outside the band acceptable: the data leave no way into it
 ALLOWED = {"community_smaller_than_band", "no_neighbour_in_community", "single_building_over_max"}
-NEEDS_MERGE = pytest.mark.xfail(reason="needs issue-12-merge: unit splitting", strict=True)
-
 
 @pytest.fixture(scope="module", params=VARIANTS)
 def merged(request: pytest.FixtureRequest, variant_city: Callable[[str], Path]):  # type: ignore[no-untyped-def]
@@ -93,9 +91,9 @@ def _in_band_where_allowed(plan) -> float:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("name", [
     # today 66 %; 89.4 % with issue-12-merge at 7090c50 (5 grids merge_would_leave_band)
     pytest.param("coarse", marks=pytest.mark.xfail(
-        reason="needs issue-12-merge: unit splitting (89.4 % at 7090c50)", strict=True)),
-    pytest.param("compounds", marks=NEEDS_MERGE),  # today 82 %
-    pytest.param("villages", marks=NEEDS_MERGE),  # today 89 %
+        reason="89.4 %: 5 grids whose merge would leave the band (known shortfall, issue 12)", strict=True)),
+    "compounds",  # 82 % before units were split between buildings
+    "villages",  # 89 % before
     "industrial",  # 96 % today: few households, nothing to split
 ])
 def test_ninety_percent_of_grids_in_band_where_reasons_allow(name: str,
@@ -104,10 +102,9 @@ def test_ninety_percent_of_grids_in_band_where_reasons_allow(name: str,
     assert share >= 0.9, (name, share)
 
 
-@NEEDS_MERGE
 @pytest.mark.parametrize("name", VARIANTS)
 def test_reasons_are_codes_of_the_merge(name: str, variant_city: Callable[[str], Path]) -> None:
-    from gridplan.merge.basegrids import REASONS  # type: ignore[attr-defined]
+    from gridplan.merge.basegrids import REASONS
 
     bg = read_plan(variant_city(name) / "plan.gpkg").base_grids
     off = bg[bg["band_status"] != "ok"]
