@@ -158,8 +158,9 @@ class EditSession:
         self._graph: UnitGraph = unit_adjacency(self._geoms, np.zeros(len(units), dtype=np.int64))
         self._history: list[np.ndarray] = [self._parent.copy()]
         self._cursor = 0
-        self._codes_seen = set(self._parent) | set(text_column(plan.base_grids, "grid_code"))
         params = plan.meta.params or {}
+        retired = {str(c) for c in params.get("retired_grid_codes", []) or []}  # by earlier proposals
+        self._codes_seen = set(self._parent) | set(text_column(plan.base_grids, "grid_code")) | retired
         self.band = (float(params.get("households_min", 300)), float(params.get("households_max", 500)))
 
     # ---- the working assignment ---------------------------------------------------------------
