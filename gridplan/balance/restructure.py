@@ -107,6 +107,16 @@ class Structure:
     reason_of: dict[int, str] = field(default_factory=dict)  # unit → last structural reason
     households_moved: float = 0.0
 
+    def then(self, later: Structure) -> Structure:
+        """Return this structure followed by *later* (a further pass on its grids)."""
+        return Structure(
+            units=later.units,
+            ops=[*self.ops, *later.ops],
+            retired=[*self.retired, *later.retired],
+            reason_of={**self.reason_of, **later.reason_of},
+            households_moved=self.households_moved + later.households_moved,
+        )
+
     @property
     def splits(self) -> int:
         """Number of splits applied."""
@@ -167,7 +177,7 @@ class _State:
         gain = self.err(W[pa]) + self.err(W[pb]) - self.err(W[pa] + W[pb])
         lo, hi = self.prm.households_min, self.prm.households_max
         d_new = _band_dist(H[pa] + H[pb], lo, hi)
-        band_ok = d_new <= np.maximum(_band_dist(H[pa], lo, hi), _band_dist(H[pb], lo, hi)) + 1e-9
+        band_ok = d_new <= _band_dist(H[pa], lo, hi) + _band_dist(H[pb], lo, hi) + 1e-9
         cost = np.minimum(H[pa], H[pb])
         budget_ok = self.out.households_moved + cost <= self.prm.max_households_moved + 1e-9
         score = np.where(band_ok & budget_ok & (gain > _MIN_GAIN), gain / (cost + 1.0), -np.inf)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -167,6 +166,7 @@ class Run:
     A0: np.ndarray
     P0: np.ndarray
     slack: float = 0.0
+    reasons: dict[int, str] = field(default_factory=dict)  # unit → why it changed grid (last reason)
 
     def final_code(self) -> np.ndarray:
         """Grid code of every unit at the end of the run (``""``: in no grid)."""
@@ -184,27 +184,52 @@ def widened(band: tuple[float, float], slack: float) -> tuple[float, float]:
     return band[0] * max(1.0 - slack, 0.0), band[1] * (1.0 + slack)
 
 
+_PASSES = 2  # split/merge then moves, twice: moves open new merges (a grid emptied to near zero)
+
+
 def run(ctx: Context, share: float, structural: bool, slack: float = 0.0) -> Run:
     """Staff, optionally split/merge, then move units with *share* of households as the budget."""
-    o, u = ctx.options, ctx.units
+    o = ctx.options
     budget = share * ctx.total_hh
     band = widened(ctx.band, slack)
-    structure = None
-    grids = u
-    if structural:
-        hmin, hmax = band
-        prm_s = StructParams(
-            m=ctx.mean_wpw,
-            min_staff=o.min_staff,
-            max_staff=o.max_staff,
-            households_min=hmin,
-            households_max=hmax,
-            max_households_moved=budget,
-            max_grids=ctx.total_staff // max(o.min_staff, 1),
-            min_grids=-(-ctx.total_staff // o.max_staff) if o.max_staff else 1,
-        )
-        structure = restructure(u, ctx.graph, prm_s, CodeBook(ctx.codes_used))
-        grids = structure.units
+    structure: Structure | None = None
+    grids, used = ctx.units, 0.0
+    book = CodeBook(ctx.codes_used)
+    reasons: dict[int, str] = {}
+    for _ in range(_PASSES if structural else 1):
+        n_ops = 0
+        if structural:
+            prm_s = StructParams(
+                m=ctx.mean_wpw,
+                min_staff=o.min_staff,
+                max_staff=o.max_staff,
+                households_min=band[0],
+                households_max=band[1],
+                max_households_moved=budget - used,
+                max_grids=ctx.total_staff // max(o.min_staff, 1),
+                min_grids=-(-ctx.total_staff // o.max_staff) if o.max_staff else 1,
+            )
+            step = restructure(grids, ctx.graph, prm_s, book)
+            used += step.households_moved
+            n_ops = len(step.ops)
+            structure = step if structure is None else structure.then(step)
+            grids = step.units
+            reasons.update(step.reason_of)
+        st, S, A0, P0 = _moves(ctx, grids, band, budget - used, share)
+        used += st.hh_moved
+        for mv in st.moves:
+            reasons[mv[0]] = _reason(mv, grids.codes, grids.hh, grids.wl, grids.ids)
+        if n_ops == 0 and not st.moves:
+            break
+        grids = replace(grids, grid_of=st.grid_of.copy())
+    return Run(grids, st, S, structure, A0, P0, slack, reasons)
+
+
+def _moves(
+    ctx: Context, grids: Units, band: tuple[float, float], budget: float, share: float
+) -> tuple[SearchState, np.ndarray, np.ndarray, np.ndarray]:
+    """Staff *grids* and move boundary units within *budget* households; return state and staff."""
+    o = ctx.options
     staffer = ctx.staffer(grids)
     W1 = grids.per_grid(grids.wl)
     S1 = staffer.staffing_only(W1)
@@ -215,7 +240,7 @@ def run(ctx: Context, share: float, structural: bool, slack: float = 0.0) -> Run
         min_compactness=o.min_compactness,
         pp_floor=np.maximum(o.min_compactness, (1 - o.max_compactness_loss) * polsby_popper(A0, P0)),
         target_cv=o.target_cv,
-        max_households_moved=max(budget - (structure.households_moved if structure else 0.0), 0.0),
+        max_households_moved=max(budget, 0.0),
         address_weight=o.address_weight,
     )
     S = S1.copy()
@@ -226,7 +251,7 @@ def run(ctx: Context, share: float, structural: bool, slack: float = 0.0) -> Run
             # households for a worse balance
             st, A0, P0 = search_state(grids, ctx.graph, o.seed)
             S = S1.copy()
-    return Run(grids, st, S, structure, A0, P0, slack)
+    return st, S, A0, P0
 
 
 def candidate(ctx: Context, name: str, kind: str, share: float, r: Run) -> Candidate:
@@ -297,15 +322,9 @@ def _reason(move: _Move, codes: np.ndarray, hh: np.ndarray, wl: np.ndarray, unit
 
 
 def moves_table(r: Run, u: Units) -> pd.DataFrame:
-    """One row per atomic unit whose grid changed: split/merge first, then unit moves in order applied."""
+    """One row per atomic unit whose grid changed, in the order first changed, with the last reason."""
     moved = r.moved(u)
-    reasons: dict[int, str] = dict(r.structure.reason_of) if r.structure else {}
-    order: list[int] = [k for k in reasons if moved[k]]
-    for mv in r.st.moves:
-        reasons[mv[0]] = _reason(mv, r.grids.codes, u.hh, u.wl, u.ids)
-    order = _unique([*order, *(mv[0] for mv in r.st.moves)])
-    order = [k for k in order if moved[k]]
-    idx = np.array(order, dtype=np.int64)
+    idx = np.array([k for k in r.reasons if moved[k]], dtype=np.int64)
     orig = u.codes[np.maximum(u.grid_of, 0)]
     final = r.final_code()
     return pd.DataFrame(
@@ -317,16 +336,6 @@ def moves_table(r: Run, u: Units) -> pd.DataFrame:
             "residents": u.res[idx].astype(np.int64),
             "addresses": u.addr[idx].astype(np.int64),
             "workload": u.wl[idx].astype(float),
-            "reason": [reasons[int(k)] for k in idx],
+            "reason": [r.reasons[int(k)] for k in idx],
         }
     )
-
-
-def _unique(seq: Iterable[int]) -> list[int]:
-    seen: set[int] = set()
-    out = []
-    for k in seq:
-        if k not in seen:
-            seen.add(k)
-            out.append(k)
-    return out
