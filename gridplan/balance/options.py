@@ -52,7 +52,8 @@ class RebalanceOptions:
         (:mod:`gridplan.balance.restructure`).
     budget_ladder
         Budgets of households moved tried for the trade-off, as fractions of ``max_moved_share``
-        (each with unit moves alone and with split/merge; :mod:`gridplan.balance.frontier`).
+        (each run gives a candidate per pass: moves alone, then split/merge + moves twice;
+        :mod:`gridplan.balance.frontier`).
     band_slack
         Candidates are also built with the household band stretched by this share on each side
         (0.5: 300–500 → 150–750); one within the strict band is written when it reaches the target.
@@ -76,7 +77,7 @@ class RebalanceOptions:
     seed: int = 0
     staffing: Literal["community", "grid"] = "community"
     split_merge: bool = True
-    budget_ladder: tuple[float, ...] = (0.25, 1.0)
+    budget_ladder: tuple[float, ...] = (1.0,)
     band_slack: float = 0.5
     rebuild_h3: bool = True
 

@@ -184,32 +184,38 @@ def widened(band: tuple[float, float], slack: float) -> tuple[float, float]:
     return band[0] * max(1.0 - slack, 0.0), band[1] * (1.0 + slack)
 
 
-_PASSES = 2  # split/merge then moves, twice: moves open new merges (a grid emptied to near zero)
+#: passes of a run with split/merge, from the input plan: split/merge + moves, twice (moves can empty
+#: a grid towards zero, opening a merge); every pass is a candidate, as is moves alone
+_STRUCTURAL_PASSES = (True, True)
 
 
 def run(ctx: Context, share: float, structural: bool, slack: float = 0.0) -> Run:
-    """Staff, optionally split/merge, then move units with *share* of households as the budget."""
-    o = ctx.options
+    """Staff, optionally split/merge, then move units with *share* of households as the budget.
+
+    Returns the pass with the lowest CV (:func:`passes` gives them all).
+    """
+    out = passes(ctx, share, structural, slack)
+    return min(out, key=lambda r: _cv(r.st.W / r.S))
+
+
+def passes(ctx: Context, share: float, structural: bool, slack: float = 0.0) -> list[Run]:
+    """Return moves alone, then (*structural*) every split/merge + moves pass, in order."""
+    out = _chain(ctx, share, (False,), slack)
+    return out + _chain(ctx, share, _STRUCTURAL_PASSES, slack) if structural else out
+
+
+def _chain(ctx: Context, share: float, kinds: tuple[bool, ...], slack: float) -> list[Run]:
     budget = share * ctx.total_hh
     band = widened(ctx.band, slack)
     structure: Structure | None = None
     grids, used = ctx.units, 0.0
     book = CodeBook(ctx.codes_used)
     reasons: dict[int, str] = {}
-    for _ in range(_PASSES if structural else 1):
+    out: list[Run] = []
+    for with_structure in kinds:
         n_ops = 0
-        if structural:
-            prm_s = StructParams(
-                m=ctx.mean_wpw,
-                min_staff=o.min_staff,
-                max_staff=o.max_staff,
-                households_min=band[0],
-                households_max=band[1],
-                max_households_moved=budget - used,
-                max_grids=ctx.total_staff // max(o.min_staff, 1),
-                min_grids=-(-ctx.total_staff // o.max_staff) if o.max_staff else 1,
-            )
-            step = restructure(grids, ctx.graph, prm_s, book)
+        if with_structure:
+            step = restructure(grids, ctx.graph, _struct_params(ctx, band, budget - used), book)
             used += step.households_moved
             n_ops = len(step.ops)
             structure = step if structure is None else structure.then(step)
@@ -219,10 +225,25 @@ def run(ctx: Context, share: float, structural: bool, slack: float = 0.0) -> Run
         used += st.hh_moved
         for mv in st.moves:
             reasons[mv[0]] = _reason(mv, grids.codes, grids.hh, grids.wl, grids.ids)
-        if n_ops == 0 and not st.moves:
+        out.append(Run(grids, st, S, structure, A0, P0, slack, dict(reasons)))
+        if with_structure and n_ops == 0 and not st.moves:
             break
         grids = replace(grids, grid_of=st.grid_of.copy())
-    return Run(grids, st, S, structure, A0, P0, slack, reasons)
+    return out
+
+
+def _struct_params(ctx: Context, band: tuple[float, float], budget: float) -> StructParams:
+    o = ctx.options
+    return StructParams(
+        m=ctx.mean_wpw,
+        min_staff=o.min_staff,
+        max_staff=o.max_staff,
+        households_min=band[0],
+        households_max=band[1],
+        max_households_moved=budget,
+        max_grids=ctx.total_staff // max(o.min_staff, 1),
+        min_grids=-(-ctx.total_staff // o.max_staff) if o.max_staff else 1,
+    )
 
 
 def _moves(
@@ -287,12 +308,17 @@ def candidates(ctx: Context) -> list[Candidate]:
     o = ctx.options
     out = [candidate(ctx, "staffing only", "staffing", 0.0, run(ctx, 0.0, False))]
     shares = sorted({round(min(f, 1.0) * o.max_moved_share, 12) for f in o.budget_ladder} - {0.0})
-    kinds = [(False, "moves"), (True, "moves+split/merge")] if o.split_merge else [(False, "moves")]
     slacks = sorted({0.0, float(o.band_slack)})
     seen: set[tuple[str, float, float, int]] = set()
-    for slack, share, (structural, kind) in itertools.product(slacks, shares, kinds):
+    runs = [
+        (slack, share, r)
+        for slack, share in itertools.product(slacks, shares)
+        for r in passes(ctx, share, o.split_merge, slack)
+    ]
+    for slack, share, r in runs:
+        kind = "moves+split/merge" if r.structure is not None else "moves"
         label = f"{kind} ≤ {100 * share:.3g} %" + (f", band ±{100 * slack:.0f} %" if slack else "")
-        c = candidate(ctx, label, kind, share, run(ctx, share, structural, slack))
+        c = candidate(ctx, label, kind, share, r)
         key = (c.kind, round(c.households_moved, 6), round(c.cv, 9), c.grids_changed)
         if key in seen:
             continue
