@@ -185,7 +185,8 @@ def widened(band: tuple[float, float], slack: float) -> tuple[float, float]:
 
 
 #: passes of a run with split/merge, from the input plan: split/merge + moves, twice (moves can empty
-#: a grid towards zero, opening a merge); every pass is a candidate, as is moves alone
+#: a grid towards zero, opening a merge); every pass is a candidate, as are moves alone and moves
+#: followed by one split/merge + moves pass
 _STRUCTURAL_PASSES = (True, True)
 
 
@@ -200,8 +201,10 @@ def run(ctx: Context, share: float, structural: bool, slack: float = 0.0) -> Run
 
 def passes(ctx: Context, share: float, structural: bool, slack: float = 0.0) -> list[Run]:
     """Return moves alone, then (*structural*) every split/merge + moves pass, in order."""
-    out = _chain(ctx, share, (False,), slack)
-    return out + _chain(ctx, share, _STRUCTURAL_PASSES, slack) if structural else out
+    if not structural:
+        return _chain(ctx, share, (False,), slack)
+    # moves alone then split/merge on its result; and split/merge first: neither order always wins
+    return _chain(ctx, share, (False, True), slack) + _chain(ctx, share, _STRUCTURAL_PASSES, slack)
 
 
 def _chain(ctx: Context, share: float, kinds: tuple[bool, ...], slack: float) -> list[Run]:
