@@ -208,3 +208,21 @@ def test_split_merge_invariants(seed: int, ncols: int, nrows: int, extra: int, m
     before = plan.atomic_units.set_index("unit_id")["base_grid_code"]
     after = au.set_index("unit_id")["base_grid_code"]
     assert sorted(moved) == sorted(before.index[before != after.reindex(before.index)])
+
+
+def test_redraw_of_a_boundary_is_the_known_optimum():
+    from gridplan.balance.graph import unit_adjacency
+    from gridplan.balance.restructure import StructParams, restructure
+    from gridplan.balance.units import Units
+
+    # a row of eight units, grid 001 = the western six, 002 = the eastern two; 2 workers: 4 + 4 is best
+    plan = _plan([(c, 0, COMM_A, "001" if c < 6 else "002", 10) for c in range(8)])
+    u = Units.of(plan, _wl(plan, [10.0] * 8))
+    prm = StructParams(40.0, 1, 1, 0, 10**6, 10**6, 2, min_grids=2)
+    out = restructure(u, unit_adjacency(u.geoms, u.comm_u), prm, CodeBook(u.codes))
+    assert [op.kind for op in out.ops] == ["redraw"]
+    assert out.redraws == 1
+    assert list(out.units.codes) == [COMM_A + "001", COMM_A + "002"]
+    assert out.units.grid_of.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]  # contiguous halves, codes kept
+    assert out.households_moved == 20
+    assert "redrawn" in out.reason_of[4]

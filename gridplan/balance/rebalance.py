@@ -253,6 +253,7 @@ def _assemble(
         baselines=baselines,
         splits=structure.splits if structure else 0,
         merges=structure.merges if structure else 0,
+        redraws=structure.redraws if structure else 0,
     )
     metrics = outcome.metrics(ctx.total_staff, band, (pp_before, pp_after))
     out_plan = replace(out_plan, extra_tables={"moves": moves, "metrics": metrics, "proposals": table})

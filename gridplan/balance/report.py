@@ -93,6 +93,7 @@ class _Outcome:
     baselines: Baselines
     splits: int = 0
     merges: int = 0
+    redraws: int = 0
 
     @property
     def total_hh(self) -> float:
@@ -124,6 +125,7 @@ class _Outcome:
             ("grids", float(len(u.codes)), float(len(self.grids.codes))),
             ("grids_split", 0.0, float(self.splits)),
             ("grids_merged", 0.0, float(self.merges)),
+            ("boundaries_redrawn", 0.0, float(self.redraws)),
             ("compactness_mean", float(np.mean(pp[0])), float(np.mean(pp[1]))),
             ("compactness_min", float(np.min(pp[0])), float(np.min(pp[1]))),
             ("grids_out_of_band", band_out(u.per_grid(u.hh)), band_out(self.H_after)),
@@ -182,6 +184,7 @@ class _Outcome:
             "grids": float(len(self.grids.codes)),
             "grids_split": float(self.splits),
             "grids_merged": float(self.merges),
+            "boundaries_redrawn": float(self.redraws),
             "grids_not_contiguous_after": float((self.parts_after > 1).sum()),
             "grids_not_contiguous_before": float((self.parts_before > 1).sum()),
             "seconds": seconds,

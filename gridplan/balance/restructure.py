@@ -6,8 +6,11 @@ the boundary units are shuffled.  Two structural moves fix them, both along atom
 one community (the unit graph only links units of one community):
 
 * **merge** two adjacent grids of a community (the one with fewer households gives up its code,
-  which is retired) when the merged grid is in the household band or no further out of it than the
-  worse of the two was;
+  which is retired) when the merged grid is no further out of the household band than the two
+  were in total;
+* **redraw** the boundary of two adjacent grids of a community: their units re-bisected as one
+  (a merge and a split in one step, many unit moves at once), the side sharing more households
+  with a grid keeping its code, the two grids no further out of the band in total;
 * **split** a grid in two contiguous grids by a graph bisection balanced by workload: units ordered
   along the grid's principal axes and breadth-first from a peripheral unit, every prefix cut scored,
   the best cut whose two sides are both rook-connected kept.  Sides in the household band are
@@ -71,6 +74,7 @@ class StructParams:
     max_households_moved: float
     max_grids: int  # the staff budget must still give every grid min_staff
     min_grids: int = 1  # ... and fit under max_staff per grid
+    redraw: bool = True  # also redraw the boundary of two adjacent grids (merge + bisect in one)
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,8 @@ class StructOp:
 
     def reason(self) -> str:
         """One line for the moves table."""
+        if self.kind == "redraw":
+            return f"boundary between grids {self.keep} and {self.other} redrawn along atomic units"
         if self.kind == "split":
             return (
                 f"split of grid {self.keep} (too much workload for its staff): this part became new grid "
@@ -127,6 +133,11 @@ class Structure:
         """Number of merges applied."""
         return sum(op.kind == "merge" for op in self.ops)
 
+    @property
+    def redraws(self) -> int:
+        """Number of boundaries between two grids redrawn."""
+        return sum(op.kind == "redraw" for op in self.ops)
+
 
 def _band_dist(h: np.ndarray | float, lo: float, hi: float) -> np.ndarray:
     return np.maximum(np.maximum(lo - np.asarray(h, float), 0.0), np.asarray(h, float) - hi)
@@ -147,6 +158,7 @@ class _State:
         self.H = list(u.per_grid(u.hh))
         self.ver = [0] * len(self.codes)
         self.split_cache: dict[int, tuple[int, tuple[float, np.ndarray] | None]] = {}
+        self.redraw_cache: dict[tuple[int, int, int, int], tuple[float, np.ndarray, float] | None] = {}
         self.xy = shapely.get_coordinates(shapely.centroid(u.geoms)) if len(u.geoms) else np.zeros((0, 2))
         self.out = Structure(units=u)
 
@@ -276,6 +288,72 @@ class _State:
         self._record(StructOp("split", self.codes[g], code, h, gain), side)
         return True
 
+    # ---- redraw the boundary of two adjacent grids ----------------------------------------------
+    def best_redraw(self) -> tuple[float, int, int, np.ndarray] | None:
+        """(score, a, b, units of the new a) of the best redrawn boundary between adjacent grids."""
+        g = self.grid_of
+        a, b = g[self.rows], g[self.cols]
+        ok = (a >= 0) & (b >= 0) & (a < b)
+        if not ok.any():
+            return None
+        W = np.asarray(self.W)
+        e = self.err(W)
+        order = np.argsort(g, kind="stable")
+        cuts = np.searchsorted(g[order], np.arange(len(self.codes) + 1))
+        best: tuple[float, int, int, np.ndarray] | None = None
+        for x, y in np.unique(np.c_[a[ok], b[ok]], axis=0):
+            x, y = int(x), int(y)
+            if e[x] + e[y] <= 10 * _MIN_GAIN:
+                continue
+            key = (x, y, self.ver[x], self.ver[y])
+            if key not in self.redraw_cache:
+                self.redraw_cache[key] = self._redraw_of(x, y, order, cuts, float(e[x] + e[y]))
+            cand = self.redraw_cache[key]
+            if cand is None:
+                continue
+            gain, side_x, cost = cand
+            if self.out.households_moved + cost > self.prm.max_households_moved + 1e-9:
+                continue
+            score = gain / (cost + 1.0)
+            if best is None or score > best[0]:
+                best = (score, x, y, side_x)
+        return best
+
+    def _redraw_of(
+        self, x: int, y: int, order: np.ndarray, cuts: np.ndarray, e0: float
+    ) -> tuple[float, np.ndarray, float] | None:
+        ix, iy = order[cuts[x] : cuts[x + 1]], order[cuts[y] : cuts[y + 1]]
+        idx = np.r_[ix, iy]
+        lo, hi = self.prm.households_min, self.prm.households_max
+        d_now = float(_band_dist(self.H[x], lo, hi) + _band_dist(self.H[y], lo, hi))
+        cut = _bisect(self, idx, False, d_allow=d_now)
+        if cut is None or e0 - cut[0] <= _MIN_GAIN:
+            return None
+        side = cut[1]
+        other = np.setdiff1d(idx, side)
+        in_x = np.isin(side, ix)
+        # the side sharing more households with x keeps x's code
+        if self.u.hh[side][in_x].sum() < self.u.hh[other][np.isin(other, ix)].sum():
+            side, other = other, side
+        changed = np.r_[side[~np.isin(side, ix)], other[np.isin(other, ix)]]
+        return e0 - cut[0], side, float(self.u.hh[changed].sum())
+
+    def redraw(self, x: int, y: int, side_x: np.ndarray) -> None:
+        idx = np.flatnonzero((self.grid_of == x) | (self.grid_of == y))
+        before = self.grid_of[idx].copy()
+        new = np.full(len(idx), y)
+        new[np.isin(idx, side_x)] = x
+        changed = idx[new != before]
+        gain = float(self.err(self.W[x]) + self.err(self.W[y]))
+        self.grid_of[idx] = new
+        for g in (x, y):
+            self.W[g] = float(self.u.wl[self.grid_of == g].sum())
+            self.H[g] = float(self.u.hh[self.grid_of == g].sum())
+            self.ver[g] += 1
+        gain -= float(self.err(self.W[x]) + self.err(self.W[y]))
+        op = StructOp("redraw", self.codes[x], self.codes[y], float(self.u.hh[changed].sum()), gain)
+        self._record(op, changed)
+
     # ---- result ----------------------------------------------------------------------------------
     def result(self) -> Structure:
         keep = np.flatnonzero(self.alive)
@@ -309,7 +387,9 @@ def _connected(sub: sparse.csr_matrix, mask: np.ndarray) -> bool:
     return bool(n == 1)
 
 
-def _bisect(st: _State, idx: np.ndarray, overloaded: bool) -> tuple[float, np.ndarray] | None:
+def _bisect(
+    st: _State, idx: np.ndarray, overloaded: bool, d_allow: float | None = None
+) -> tuple[float, np.ndarray] | None:
     """Best (Σe of both sides, units of side 1) over prefix cuts of a few orderings; both sides connected."""
     sub = st.graph_m[idx][:, idx]
     if connected_components(sub, directed=False)[0] != 1:
@@ -317,7 +397,7 @@ def _bisect(st: _State, idx: np.ndarray, overloaded: bool) -> tuple[float, np.nd
     wl, hh = st.u.wl[idx], st.u.hh[idx]
     W, H = float(wl.sum()), float(hh.sum())
     lo, hi = st.prm.households_min, st.prm.households_max
-    d0 = float(_band_dist(H, lo, hi))
+    d0 = float(_band_dist(H, lo, hi)) if d_allow is None else d_allow
     best: tuple[float, float, np.ndarray] | None = None  # key, Σe, side
     for order in _orders(st, idx, sub):
         pw, ph = np.cumsum(wl[order])[:-1], np.cumsum(hh[order])[:-1]
@@ -342,11 +422,16 @@ def restructure(u: Units, graph: UnitGraph, prm: StructParams, book: CodeBook) -
     for _ in range(4 * len(u.codes) + 8):
         merge = st.best_merge()
         split = st.best_split()
-        if merge is None and split is None:
+        redraw = st.best_redraw() if prm.redraw else None
+        scores = [c[0] if c is not None else -np.inf for c in (merge, split, redraw)]
+        if not np.isfinite(max(scores)):
             break
-        if split is not None and (merge is None or split[0] > merge[0]):
+        pick = int(np.argmax(scores))
+        if pick == 1 and split is not None:
             if not st.split(split[1], split[2]):
                 st.split_cache[split[1]] = (st.ver[split[1]], None)
-        elif merge is not None:
+        elif pick == 0 and merge is not None:
             st.merge(merge[1], merge[2])
+        elif redraw is not None:
+            st.redraw(redraw[1], redraw[2], redraw[3])
     return st.result()

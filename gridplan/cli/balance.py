@@ -154,7 +154,10 @@ def _print_summary(prop, plan, staff: int, method: str, workload: float, out: Pa
     reduction = 1 - s["cv_after"] / s["cv_before"] if s["cv_before"] else 0.0
     t.add_row("CV written (vs a)", f"{s['cv_after']:.3f} ({-100 * reduction:+.0f} %)")
     t.add_row("p90/p10 workload/worker", f"{s['p90_p10_before']:.2f} → {s['p90_p10_after']:.2f}")
-    t.add_row("grids split / merged", f"{int(s['grids_split'])} / {int(s['grids_merged'])}")
+    t.add_row(
+        "grids split / merged / boundaries redrawn",
+        f"{int(s['grids_split'])} / {int(s['grids_merged'])} / {int(s['boundaries_redrawn'])}",
+    )
     t.add_row("atomic units moved", f"{int(s['units_moved']):,}")
     t.add_row(
         "households moved", f"{int(s['households_moved']):,} ({100 * s['households_moved_share']:.1f} %)"
