@@ -31,8 +31,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import shapely
-from scipy import sparse
-from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from gridplan.balance.graph import UnitGraph
 from gridplan.balance.units import Units
@@ -148,7 +146,8 @@ class _State:
 
     def __init__(self, u: Units, graph: UnitGraph, prm: StructParams, book: CodeBook) -> None:
         self.u, self.prm, self.book = u, prm, book
-        self.graph_m = graph.matrix().tocsr()
+        self.graph = graph
+        self.pos = np.full(graph.n, -1, dtype=np.int64)  # scratch: unit → position in a local graph
         self.rows, self.cols = graph.matrix().nonzero()
         self.grid_of = u.grid_of.copy()
         self.codes = [str(c) for c in u.codes]
@@ -303,7 +302,7 @@ class _State:
         best: tuple[float, int, int, np.ndarray] | None = None
         for x, y in np.unique(np.c_[a[ok], b[ok]], axis=0):
             x, y = int(x), int(y)
-            if e[x] + e[y] <= 10 * _MIN_GAIN:
+            if e[x] + e[y] <= 20 * _MIN_GAIN:
                 continue
             key = (x, y, self.ver[x], self.ver[y])
             if key not in self.redraw_cache:
@@ -366,7 +365,55 @@ class _State:
         return self.out
 
 
-def _orders(st: _State, idx: np.ndarray, sub: sparse.csr_matrix) -> list[np.ndarray]:
+@dataclass(frozen=True)
+class _Local:
+    """Rook adjacency among a few units (positions 0..n−1), as CSR arrays."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+
+    @classmethod
+    def of(cls, st: _State, idx: np.ndarray) -> _Local:
+        g = st.graph
+        st.pos[idx] = np.arange(len(idx))
+        counts = g.indptr[idx + 1] - g.indptr[idx]
+        nb = g.indices[np.repeat(g.indptr[idx], counts) + _ranges(counts)]
+        local = st.pos[nb]
+        st.pos[idx] = -1
+        keep = local >= 0
+        owner = np.repeat(np.arange(len(idx)), counts)[keep]
+        indptr = np.r_[0, np.cumsum(np.bincount(owner, minlength=len(idx)))]
+        return cls(indptr.astype(np.int64), local[keep])
+
+    def bfs(self, start: int, mask: np.ndarray | None = None) -> list[int]:
+        """Units reached from *start* (inside *mask*), in breadth-first order."""
+        seen = {start}
+        order, head = [start], 0
+        while head < len(order):
+            x = order[head]
+            head += 1
+            for y in self.indices[self.indptr[x] : self.indptr[x + 1]].tolist():
+                if y not in seen and (mask is None or mask[y]):
+                    seen.add(y)
+                    order.append(y)
+        return order
+
+    def connected(self, mask: np.ndarray) -> bool:
+        """Whether the units under *mask* are one rook-connected part."""
+        pos = np.flatnonzero(mask)
+        return bool(len(pos)) and len(self.bfs(int(pos[0]), mask)) == len(pos)
+
+
+def _ranges(counts: np.ndarray) -> np.ndarray:
+    """[0..c0−1, 0..c1−1, …] for the given counts."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    return np.arange(total) - starts
+
+
+def _orders(st: _State, idx: np.ndarray, sub: _Local) -> list[np.ndarray]:
     """Orderings of a grid's units (positions into *idx*) whose prefixes make candidate sides."""
     out: list[np.ndarray] = []
     xy = st.xy[idx] - st.xy[idx].mean(axis=0)
@@ -374,25 +421,17 @@ def _orders(st: _State, idx: np.ndarray, sub: sparse.csr_matrix) -> list[np.ndar
         _, _, vt = np.linalg.svd(xy, full_matrices=False)
         for axis in vt:
             out.append(np.argsort(xy @ axis, kind="stable"))
-    far = int(breadth_first_order(sub, 0, directed=False, return_predecessors=False)[-1])
-    out.append(np.asarray(breadth_first_order(sub, far, directed=False, return_predecessors=False)))
+    far = sub.bfs(0)[-1]
+    out.append(np.asarray(sub.bfs(far), dtype=np.int64))
     return [o for o in out if len(o) == len(idx)]
-
-
-def _connected(sub: sparse.csr_matrix, mask: np.ndarray) -> bool:
-    pos = np.flatnonzero(mask)
-    if len(pos) == 0:
-        return False
-    n, _ = connected_components(sub[pos][:, pos], directed=False)
-    return bool(n == 1)
 
 
 def _bisect(
     st: _State, idx: np.ndarray, overloaded: bool, d_allow: float | None = None
 ) -> tuple[float, np.ndarray] | None:
     """Best (Σe of both sides, units of side 1) over prefix cuts of a few orderings; both sides connected."""
-    sub = st.graph_m[idx][:, idx]
-    if connected_components(sub, directed=False)[0] != 1:
+    sub = _Local.of(st, idx)
+    if len(sub.bfs(0)) != len(idx):
         return None  # a grid already in parts is left to the QA, not split further
     wl, hh = st.u.wl[idx], st.u.hh[idx]
     W, H = float(wl.sum()), float(hh.sum())
@@ -410,7 +449,7 @@ def _bisect(
                 break
             mask = np.zeros(len(idx), dtype=bool)
             mask[order[: k + 1]] = True
-            if _connected(sub, mask) and _connected(sub, ~mask):
+            if sub.connected(mask) and sub.connected(~mask):
                 best = (float(key[k]), float(e[k]), idx[mask])
                 break
     return None if best is None else (best[1], best[2])
