@@ -37,6 +37,7 @@ from gridplan.balance.units import Units
 
 __all__ = ["CodeBook", "StructOp", "StructParams", "Structure", "restructure"]
 
+_Cand = tuple[float, float, tuple[int, ...], tuple[str, int, int, "np.ndarray | None"]]
 _MIN_GAIN = 1e-3  # in units of m²: smaller gains are not worth a new or a retired grid code
 
 
@@ -173,16 +174,17 @@ class _State:
         return sum(self.alive)
 
     # ---- merge candidates ------------------------------------------------------------------------
-    def best_merge(self) -> tuple[float, int, int] | None:
-        """(score, keep, absorb) of the best merge of two adjacent grids, or None."""
-        if self.n_alive() <= self.prm.min_grids:
-            return None
+    def pairs(self) -> np.ndarray:
+        """Adjacent grid pairs (a < b) as an (n, 2) array."""
         g = self.grid_of
         a, b = g[self.rows], g[self.cols]
         ok = (a >= 0) & (b >= 0) & (a < b)
-        if not ok.any():
-            return None
-        pairs = np.unique(np.c_[a[ok], b[ok]], axis=0)
+        return np.unique(np.c_[a[ok], b[ok]], axis=0) if ok.any() else np.zeros((0, 2), dtype=np.int64)
+
+    def merges(self, pairs: np.ndarray) -> list[_Cand]:
+        """Every merge of two adjacent grids that gains: (score, cost, grids, op)."""
+        if self.n_alive() <= self.prm.min_grids or not len(pairs):
+            return []
         W, H = np.asarray(self.W), np.asarray(self.H)
         pa, pb = pairs[:, 0], pairs[:, 1]
         gain = self.err(W[pa]) + self.err(W[pb]) - self.err(W[pa] + W[pb])
@@ -192,12 +194,12 @@ class _State:
         cost = np.minimum(H[pa], H[pb])
         budget_ok = self.out.households_moved + cost <= self.prm.max_households_moved + 1e-9
         score = np.where(band_ok & budget_ok & (gain > _MIN_GAIN), gain / (cost + 1.0), -np.inf)
-        k = int(np.argmax(score))
-        if not np.isfinite(score[k]):
-            return None
-        x, y = int(pa[k]), int(pb[k])
-        keep, absorb = (x, y) if (H[x], -x) >= (H[y], -y) else (y, x)
-        return float(score[k]), keep, absorb
+        out: list[_Cand] = []
+        for k in np.flatnonzero(np.isfinite(score)):
+            x, y = int(pa[k]), int(pb[k])
+            keep, absorb = (x, y) if (H[x], -x) >= (H[y], -y) else (y, x)
+            out.append((float(score[k]), float(cost[k]), (keep, absorb), ("merge", keep, absorb, None)))
+        return out
 
     def merge(self, keep: int, absorb: int) -> None:
         members = np.flatnonzero(self.grid_of == absorb)
@@ -222,11 +224,11 @@ class _State:
             self.out.reason_of[int(k)] = text
 
     # ---- split candidates ------------------------------------------------------------------------
-    def best_split(self) -> tuple[float, int, np.ndarray] | None:
-        """(score, grid, units of the new side) of the best split, or None."""
+    def splits(self) -> list[_Cand]:
+        """Every split that gains: (score, cost, grids, op)."""
         if self.n_alive() >= self.prm.max_grids:
-            return None
-        best: tuple[float, int, np.ndarray] | None = None
+            return []
+        out: list[_Cand] = []
         for g in range(len(self.codes)):
             if not self.alive[g]:
                 continue
@@ -240,10 +242,8 @@ class _State:
             cost = float(self.u.hh[side].sum())
             if self.out.households_moved + cost > self.prm.max_households_moved + 1e-9:
                 continue
-            score = cand[0] / (cost + 1.0)
-            if best is None or score > best[0]:
-                best = (score, g, side)
-        return best
+            out.append((cand[0] / (cost + 1.0), cost, (g,), ("split", g, g, side)))
+        return out
 
     def _split_of(self, g: int) -> tuple[float, np.ndarray] | None:
         """Best contiguous bisection of grid *g*: (gain, units of the side with fewer households)."""
@@ -288,19 +288,15 @@ class _State:
         return True
 
     # ---- redraw the boundary of two adjacent grids ----------------------------------------------
-    def best_redraw(self) -> tuple[float, int, int, np.ndarray] | None:
-        """(score, a, b, units of the new a) of the best redrawn boundary between adjacent grids."""
+    def redraws(self, pairs: np.ndarray) -> list[_Cand]:
+        """Every redrawn boundary between adjacent grids that gains: (score, cost, grids, op)."""
         g = self.grid_of
-        a, b = g[self.rows], g[self.cols]
-        ok = (a >= 0) & (b >= 0) & (a < b)
-        if not ok.any():
-            return None
         W = np.asarray(self.W)
         e = self.err(W)
         order = np.argsort(g, kind="stable")
         cuts = np.searchsorted(g[order], np.arange(len(self.codes) + 1))
-        best: tuple[float, int, int, np.ndarray] | None = None
-        for x, y in np.unique(np.c_[a[ok], b[ok]], axis=0):
+        out: list[_Cand] = []
+        for x, y in pairs:
             x, y = int(x), int(y)
             if e[x] + e[y] <= 20 * _MIN_GAIN:
                 continue
@@ -313,10 +309,8 @@ class _State:
             gain, side_x, cost = cand
             if self.out.households_moved + cost > self.prm.max_households_moved + 1e-9:
                 continue
-            score = gain / (cost + 1.0)
-            if best is None or score > best[0]:
-                best = (score, x, y, side_x)
-        return best
+            out.append((gain / (cost + 1.0), cost, (x, y), ("redraw", x, y, side_x)))
+        return out
 
     def _redraw_of(
         self, x: int, y: int, order: np.ndarray, cuts: np.ndarray, e0: float
@@ -456,21 +450,35 @@ def _bisect(
 
 
 def restructure(u: Units, graph: UnitGraph, prm: StructParams, book: CodeBook) -> Structure:
-    """Greedily split and merge grids of *u* while the staffing error drops (see the module doc)."""
+    """Greedily split, merge and redraw grids of *u* while the staffing error drops (module doc).
+
+    Each round scores every candidate once and applies, best first, all those on grids not yet
+    touched in the round (independent moves need no re-scoring), within the budget and bounds.
+    """
     st = _State(u, graph, prm, book)
     for _ in range(4 * len(u.codes) + 8):
-        merge = st.best_merge()
-        split = st.best_split()
-        redraw = st.best_redraw() if prm.redraw else None
-        scores = [c[0] if c is not None else -np.inf for c in (merge, split, redraw)]
-        if not np.isfinite(max(scores)):
+        pairs = st.pairs()
+        cands = st.merges(pairs) + st.splits() + (st.redraws(pairs) if prm.redraw else [])
+        cands.sort(key=lambda c: (-c[0], c[2]))
+        touched: set[int] = set()
+        for _score, cost, grids, (kind, x, y, side) in cands:
+            if touched.intersection(grids):
+                continue
+            if st.out.households_moved + cost > prm.max_households_moved + 1e-9:
+                continue
+            if kind == "merge":
+                if st.n_alive() <= prm.min_grids:
+                    continue
+                st.merge(x, y)
+            elif kind == "split" and side is not None:
+                if st.n_alive() >= prm.max_grids:
+                    continue
+                if not st.split(x, side):
+                    st.split_cache[x] = (st.ver[x], None)
+                    continue
+            elif side is not None:
+                st.redraw(x, y, side)
+            touched.update(grids)
+        if not touched:
             break
-        pick = int(np.argmax(scores))
-        if pick == 1 and split is not None:
-            if not st.split(split[1], split[2]):
-                st.split_cache[split[1]] = (st.ver[split[1]], None)
-        elif pick == 0 and merge is not None:
-            st.merge(merge[1], merge[2])
-        elif redraw is not None:
-            st.redraw(redraw[1], redraw[2], redraw[3])
     return st.result()
