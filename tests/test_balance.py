@@ -90,7 +90,7 @@ def test_strip_one_move_balances_and_moves_fewest_households():
     m = p.metrics.set_index(["metric", "scope"])
     assert m.loc[("cv_workload_per_staff", "city"), "before"] == pytest.approx(1 / 3)
     assert m.loc[("cv_workload_per_staff", "city"), "after"] == pytest.approx(0.0)
-    assert m.loc[("max_min_ratio", "city"), "after"] == pytest.approx(1.0)
+    assert m.loc[("p90_p10_ratio", "city"), "after"] == pytest.approx(1.0)
     assert m.loc[("households_moved", "city"), "after"] == 5
     bg = p.plan.base_grids.set_index("grid_code")
     assert bg["staff"].tolist() == [1, 1]
@@ -124,7 +124,14 @@ def test_band_blocks_a_move_that_would_leave_it():
         plan,
         _wl(plan, [10.0] * 6),
         total_staff=2,
-        options=RebalanceOptions(target_cv=0.0, households_min=31, households_max=1000, rebuild_h3=False),
+        options=RebalanceOptions(
+            target_cv=0.0,
+            households_min=31,
+            households_max=1000,
+            rebuild_h3=False,
+            split_merge=False,
+            band_slack=0.0,
+        ),
     )
     assert p.moves.empty
 
@@ -211,7 +218,7 @@ def test_proposal_round_trips_through_write_plan(tmp_path: Path):
     back = read_plan(out)
     assert back.meta.kind == "proposal"
     assert back.meta.parent_id == "parent-plan"
-    assert set(back.extra_tables) == {"moves", "metrics"}
+    assert set(back.extra_tables) == {"moves", "metrics", "proposals"}
     assert back.extra_tables["moves"]["unit_id"].tolist() == ["U001"]
     assert {"staff", "workload", "workload_per_staff"} <= set(back.base_grids.columns)
 
@@ -279,7 +286,15 @@ def test_rebalance_invariants(seed: int, ncols: int, nrows: int, per_comm: int, 
     for _, mv in p.moves.iterrows():
         assert mv["from_grid"][:12] == mv["to_grid"][:12]
     assert p.summary["cv_after"] <= p.summary["cv_staffing_only"] + 1e-9
-    assert set(bg["grid_code"]) == set(plan.base_grids["grid_code"])
+    # households conserved; kept codes are the plan's, new codes never one the plan used
+    assert bg["households"].sum() == plan.atomic_units["households"].sum()
+    old = set(plan.base_grids["grid_code"])
+    new = set(bg["grid_code"]) - old
+    retired = set(p.plan.meta.params.get("retired_grid_codes", []))
+    assert retired == old - set(bg["grid_code"])
+    assert not new & retired
+    assert len(bg) == len(old) + p.summary["grids_split"] - p.summary["grids_merged"]
+    assert bg["grid_code"].is_unique
 
 
 # ------------------------------------------------------------------------------------- CLI
@@ -307,7 +322,13 @@ def test_cli_balance_end_to_end(small_city: Path, small_plan: Path, tmp_path: Pa
         ],
     )
     assert res.exit_code == 0, res.output
+    png = tmp_path / "proposal_proposals.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     prop, parent = read_plan(out), read_plan(small_plan)
+    table = prop.extra_tables["proposals"]
+    assert table["chosen"].sum() == 1
+    assert table["pareto"].any()
+    assert {"households_moved_pct", "cv_workload_per_staff", "grids_changed"} <= set(table.columns)
     assert prop.meta.kind == "proposal"
     assert prop.meta.parent_id == parent.meta.plan_id
     bg, au = prop.base_grids, prop.atomic_units

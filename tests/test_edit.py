@@ -138,3 +138,12 @@ def test_any_sequence_keeps_a_partition_and_conserves_households(moves: list[tup
     parent = dict(zip(s.plan.base_grids["grid_code"], s.plan.base_grids["households"], strict=True))
     untouched = sum(h for code, h in parent.items() if code not in affected and code in set(s.assignment))
     assert sum(affected.values()) + untouched == 1600  # households conserved, whatever moved
+
+
+def test_a_split_skips_codes_retired_by_an_earlier_proposal() -> None:
+    plan = make_plan(plan_id="P0")
+    plan = plan.derive(kind="proposal", params={**plan.meta.params, "retired_grid_codes": [C1 + "004"]})
+    session = EditSession(plan)
+    line = shapely.LineString([(X0 + 500, Y0 - 10), (X0 + 500, Y0 + 1010)])
+    cons = session.apply(SplitGrid(G11, line))
+    assert C1 + "005" in {g.grid_code for g in cons.grids}

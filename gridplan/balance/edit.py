@@ -197,8 +197,9 @@ class EditSession:
         self._dept_units = self._dept_index()
         self._history: list[np.ndarray] = [self._parent.copy()]
         self._cursor = 0
-        self._codes_seen = set(self._parent) | set(text_column(plan.base_grids, "grid_code"))
         params = plan.meta.params or {}
+        retired = {str(c) for c in params.get("retired_grid_codes", []) or []}  # by earlier proposals
+        self._codes_seen = set(self._parent) | set(text_column(plan.base_grids, "grid_code")) | retired
         self.band = (float(params.get("households_min", 300)), float(params.get("households_max", 500)))
 
     def fresh(self) -> EditSession:

@@ -9,7 +9,7 @@ households per base grid), the band QA rows are redone, and the H3 index is rebu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
@@ -40,6 +40,9 @@ class ProposalChange:
         Proposed staff and workload per grid.
     moved
         Which atomic units changed grid.
+    origin
+        Grid created by a split → the grid it was cut from (its attributes are copied); grids of
+        the input missing from *codes* were merged away and are dropped.
 
     """
 
@@ -49,6 +52,7 @@ class ProposalChange:
     staff: np.ndarray
     grid_workload: np.ndarray
     moved: np.ndarray
+    origin: dict[str, str] = field(default_factory=dict)
 
 
 def build_proposal_plan(
@@ -58,6 +62,7 @@ def build_proposal_plan(
     households_band: tuple[float, float],
     rebuild_h3: bool,
     params: dict[str, Any],
+    extra_params: dict[str, Any] | None = None,
 ) -> tuple[Plan, np.ndarray | None, np.ndarray]:
     """Build the proposed plan; also return the compactness of the input and proposed grids (per code)."""
     codes, moved = change.codes, change.moved
@@ -73,7 +78,9 @@ def build_proposal_plan(
     if len(bg) == len(codes) and set(bg.index) == set(codes):
         g0 = bg.loc[list(codes)].geometry.to_numpy()
         pp_before = polsby_popper(shapely.area(g0), shapely.length(g0))
+    bg = _new_and_retired(bg, codes, change.origin)
     changed = (set(old_code[moved]) | set(np.asarray(au["base_grid_code"])[moved])) - {""}
+    changed &= set(bg.index)
     if changed:
         _redissolve(bg, au[au["base_grid_code"].isin(changed)])
     bg = gpd.GeoDataFrame(bg, geometry="geometry", crs=plan.base_grids.crs)
@@ -92,7 +99,11 @@ def build_proposal_plan(
         h3_cells = build_h3_index(bg, res=int(plan.meta.h3_res))
     out = plan.derive(
         kind="proposal",
-        params={**{k: v for k, v in (plan.meta.params or {}).items() if k != "summary"}, "balance": params},
+        params={
+            **{k: v for k, v in (plan.meta.params or {}).items() if k != "summary"},
+            **(extra_params or {}),
+            "balance": params,
+        },
         atomic_units=au,
         base_grids=bg,
         crosswalk=cw,
@@ -101,6 +112,22 @@ def build_proposal_plan(
         qa_issues=band_qa(plan.qa_issues, bg, households_band),
     )
     return out, pp_before, pp_after
+
+
+def _new_and_retired(bg: pd.DataFrame, codes: np.ndarray, origin: dict[str, str]) -> pd.DataFrame:
+    """Drop the rows of grids merged away; add a row per grid created by a split (copied from its origin)."""
+    keep = bg[bg.index.isin(set(codes))]
+    new = [c for c in codes if c not in set(bg.index)]
+    if not new:
+        return keep
+    src = [origin.get(c, "") for c in new]
+    missing = [c for c, o in zip(new, src, strict=True) if o not in bg.index]
+    if missing:
+        raise ValueError(f"new grid {missing[0]} has no origin grid")  # an engine bug, not bad input
+    rows = bg.loc[src].copy()
+    rows.index = pd.Index(new)
+    rows["grid_code"] = new
+    return pd.concat([keep, rows])
 
 
 def _redissolve(bg: pd.DataFrame, sub: pd.DataFrame) -> None:

@@ -27,10 +27,20 @@ every moved household is a cost.  So:
    moves resume, for at most ``rounds`` rounds or until the staffing no longer changes.  Community
    staff totals stay those of the named apportionment method.
 
-"Before" metrics describe the input plan as staffed today: its own ``staff`` column when it has one
-that fits the budget, otherwise the budget spread evenly over its grids (the one-size rule of thumb
-the household band was meant to justify).  A ``staffing_only`` metric row shows what step 1 alone
-achieves.  Merging or splitting grids is not proposed (grid codes stay stable).
+4. **Split and merge** (:mod:`gridplan.balance.restructure`) where integer staffing of a grid is off
+   whatever its boundary: overloaded grids (more workload than ``max_staff`` workers, or far from a
+   whole number of workers) are bisected along atomic units, underloaded neighbours of one community
+   merged, before the unit moves run on the new grids.  New codes never reuse a retired one.
+5. **The trade-off** (:mod:`gridplan.balance.frontier`): steps 1–4 run under a ladder of households
+   budgets, with and without split/merge; every candidate is a row of the ``proposals`` table
+   (households moved %, CV, grids changed, on the Pareto front or not) and the one written is the
+   least disruptive reaching ``target_cv`` within ``max_moved_share``.
+
+"Before" is honest: the unchanged plan with its best integer staffing (community-first, Webster or
+largest remainder, whichever balances best) — staffing the current plan well is free, so the moves
+must beat that.  The ``metrics`` table also gives the plan as staffed today (its own ``staff`` column
+when it fits the budget, otherwise the budget spread evenly), staffing + moves and staffing + moves +
+split/merge, each the best candidate of its kind within the budget.
 """
 
 from __future__ import annotations
@@ -38,24 +48,29 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import shapely
 
-from gridplan.balance.graph import grid_components, grid_perimeters, polsby_popper, unit_adjacency
+from gridplan.balance.frontier import Candidate, binding_note, choose, proposals_table
+from gridplan.balance.graph import grid_components, polsby_popper, unit_adjacency
+from gridplan.balance.options import RebalanceOptions
 from gridplan.balance.proposal import ProposalChange, build_proposal_plan
-from gridplan.balance.report import _cv, _Outcome, metrics_table
-from gridplan.balance.search import SearchParams, SearchState, refine_staff, run_round
-from gridplan.balance.staffing import Method, apportion
+from gridplan.balance.report import Baselines, _Outcome, metrics_table
+from gridplan.balance.runs import Context, Run, candidates, moves_table
+from gridplan.balance.search import _cv
+from gridplan.balance.staffing import Method, apportion, apportion_by_community
 from gridplan.balance.units import Units
-from gridplan.errors import InputError
 from gridplan.plans import Plan
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Proposal", "RebalanceOptions", "apportion_by_community", "metrics_table", "rebalance"]
+
+#: plan parameter listing every grid code retired by a split/merge proposal (never handed out again)
+RETIRED_KEY = "retired_grid_codes"
 
 
 @dataclass(frozen=True)
@@ -66,18 +81,20 @@ class Proposal:
     ----------
     plan
         The proposed plan version (write it with :func:`gridplan.plans.write_plan`); its
-        ``extra_tables`` hold ``moves`` and ``metrics``.
+        ``extra_tables`` hold ``moves``, ``metrics`` and ``proposals``.
     moves
         ``unit_id``, ``from_grid``, ``to_grid``, ``households``, ``residents``, ``addresses``,
-        ``workload``, ``reason`` (one row per moved atomic unit, in the order applied).
+        ``workload``, ``reason`` (one row per atomic unit that changed grid).
     metrics
         ``metric``, ``scope`` (``city`` or a community code), ``before``, ``after``.
     staffing
         Per grid: ``grid_code``, ``community_code``, ``workload``, ``staff_before``, ``staff``,
         ``workload_per_staff_before``, ``workload_per_staff``, ``load_ratio``.
+    proposals
+        The candidate proposals and their costs (:func:`gridplan.balance.frontier.proposals_table`).
     summary
-        Headline figures (``cv_before``, ``cv_staffing_only``, ``cv_after``, ``households_moved``,
-        ``households_moved_share``, ``units_moved``, ``seconds`` …).
+        Headline figures (``cv_before`` — best staffing of the unchanged plan —, ``cv_moves``,
+        ``cv_split_merge``, ``cv_after``, ``households_moved_share``, ``grids_split`` …).
 
     """
 
@@ -85,21 +102,8 @@ class Proposal:
     moves: pd.DataFrame
     metrics: pd.DataFrame
     staffing: pd.DataFrame
+    proposals: pd.DataFrame
     summary: dict[str, float]
-
-
-_Move = tuple[int, int, int, float, float, str]  # unit, from grid, to grid, load ratios, note
-
-
-def _reason(move: _Move, codes: np.ndarray, hh: np.ndarray, wl: np.ndarray, unit_ids: np.ndarray) -> str:
-    u, a, b, ra, rb, note = move
-    text = (
-        f"grid {codes[a]} workload/worker {ra:.2f}× city mean; {codes[b]} {rb:.2f}× "
-        f"(same community, adjacent): moving {int(hh[u])} households, {wl[u]:.1f} h/month"
-    )
-    if note.startswith("swap:"):
-        text += f"; swapped with unit {unit_ids[int(note[5:])]} to keep both grids in the household band"
-    return text
 
 
 def _baseline_staff(
@@ -113,251 +117,15 @@ def _baseline_staff(
     return apportion(np.ones(len(order)), total, min_staff=lo, max_staff=hi, method=method)
 
 
-def apportion_by_community(
-    grid_workload: np.ndarray,
-    grid_community: np.ndarray,
-    total: int,
-    *,
-    min_staff: int = 1,
-    max_staff: int | None = None,
-    method: Method = "webster",
-) -> np.ndarray:
-    """Two-level apportionment: staff to communities by workload, then to the grids of each community.
-
-    Moves never leave a community, so a community's workload is fixed and only its staff total sets
-    its workload per worker; apportioning communities first makes that total as fair as integer
-    staffing allows, and moves then even out the grids inside it.  Once the grids of a community are
-    balanced, the plain grid-level apportionment gives the same staff.
-
-    Examples
-    --------
-    >>> apportion_by_community(np.array([10.0, 30.0, 20.0]), np.array(["a", "a", "b"]), 6).tolist()
-    [1, 3, 2]
-
-    """
-    comm = np.asarray(grid_community).astype(str)
-    codes, inv = np.unique(comm, return_inverse=True)
-    n_c = np.bincount(inv, minlength=len(codes))
-    w_c = np.bincount(inv, weights=grid_workload, minlength=len(codes))
-    s_c = apportion(
-        w_c,
-        total,
-        min_staff=n_c * min_staff,
-        max_staff=None if max_staff is None else n_c * max_staff,
-        method=method,
-    )
-    out = np.zeros(len(grid_workload), dtype=np.int64)
-    order = np.argsort(inv, kind="stable")
-    bounds = np.r_[0, np.cumsum(n_c)]
-    for c in range(len(codes)):
-        idx = order[bounds[c] : bounds[c + 1]]
-        out[idx] = apportion(
-            grid_workload[idx], int(s_c[c]), min_staff=min_staff, max_staff=max_staff, method=method
-        )
-    return out
+def _codes_used(plan: Plan, u: Units) -> frozenset[str]:
+    params = plan.meta.params or {}
+    retired = [str(c) for c in params.get(RETIRED_KEY, []) or []]
+    return frozenset({*map(str, u.codes), *plan.base_grids["grid_code"].astype(str), *retired})
 
 
-@dataclass(frozen=True)
-class RebalanceOptions:
-    """How :func:`rebalance` staffs and moves.
-
-    Attributes
-    ----------
-    min_staff, max_staff
-        Workers per grid (``min_staff`` ≥ 1; ``max_staff=None``: unbounded).
-    method
-        Apportionment: ``"webster"`` or ``"hamilton"``.
-    target_cv
-        Stop moving units once the city-wide coefficient of variation of workload per worker
-        (over grids) is at or below this.
-    max_moved_share
-        Most households that may change grid, as a share of all households (0–1).
-    min_compactness
-        Polsby–Popper floor (4πA/P²) a grid must keep after a move (or not get worse).
-    max_compactness_loss
-        A changed grid also keeps at least ``1 − max_compactness_loss`` of its own starting
-        compactness (or does not get worse), so well-shaped grids stay well-shaped.
-    households_min, households_max
-        Household band; default: the plan's ``params`` (else 300–500).  A move may not take a grid
-        out of the band, or further out of it.
-    address_weight
-        Cost of moving one standard address, in households (ranks moves; addresses are reported).
-    rounds
-        Most staff-then-moves rounds.
-    seed
-        Tie-break seed; equal seeds give equal proposals.
-    staffing
-        ``"community"`` (default): staff apportioned to communities, then to their grids
-        (:func:`apportion_by_community`), then single workers moved between grids of a community
-        while that lowers Σ(workload/worker − mean)²; ``"grid"``: one apportionment over all grids,
-        redone after each round of moves.  The ``staffing_only`` metric row is this staffing applied
-        to the input workload, before any unit moves.
-    rebuild_h3
-        Rebuild the plan's H3 index for the new grid shapes (only skip in tests).
-
-
-    """
-
-    min_staff: int = 1
-    max_staff: int | None = None
-    method: Method = "webster"
-    target_cv: float = 0.10
-    max_moved_share: float = 0.15
-    min_compactness: float = 0.2
-    max_compactness_loss: float = 0.5
-    households_min: int | None = None
-    households_max: int | None = None
-    address_weight: float = 0.2
-    rounds: int = 4
-    seed: int = 0
-    staffing: Literal["community", "grid"] = "community"
-    rebuild_h3: bool = True
-
-    def check(self) -> None:
-        """Refuse parameters outside their range (the field is named)."""
-        if self.min_staff < 1:
-            raise InputError(
-                "min staff per grid must be >= 1 to compute workload per worker", field="min_staff"
-            )
-        if not 0 <= self.max_moved_share <= 1:
-            raise InputError("must be between 0 and 1", field="max_moved_share")
-        if self.target_cv < 0:
-            raise InputError("must be >= 0", field="target_cv")
-        if not 0 <= self.max_compactness_loss <= 1:
-            raise InputError("must be between 0 and 1", field="max_compactness_loss")
-
-    def band(self, plan: Plan) -> tuple[float, float]:
-        """Return the household band: these options, else the plan's parameters, else 300–500."""
-        params = plan.meta.params or {}
-        lo = self.households_min if self.households_min is not None else params.get("households_min", 300)
-        hi = self.households_max if self.households_max is not None else params.get("households_max", 500)
-        if float(hi) < float(lo):
-            raise InputError("households_max is below households_min", field="households_max")
-        return float(lo), float(hi)
-
-    def record(self, total_staff: int, band: tuple[float, float]) -> dict[str, Any]:
-        """Return the parameters recorded in the proposal's ``plan_meta``."""
-        return {
-            "total_staff": int(total_staff),
-            "min_staff": int(self.min_staff),
-            "max_staff": None if self.max_staff is None else int(self.max_staff),
-            "method": self.method,
-            "target_cv": float(self.target_cv),
-            "max_moved_share": float(self.max_moved_share),
-            "min_compactness": float(self.min_compactness),
-            "max_compactness_loss": float(self.max_compactness_loss),
-            "households_min": band[0],
-            "households_max": band[1],
-            "seed": int(self.seed),
-            "workload_unit": "hours per month",
-        }
-
-
-@dataclass(frozen=True)
-class _Staffer:
-    """Integer staff per grid for a workload, by community (refined) or over all grids."""
-
-    units: Units
-    total: int
-    options: RebalanceOptions
-    mean_wpw: float
-
-    def apportion(self, W: np.ndarray) -> np.ndarray:
-        o = self.options
-        return apportion(W, self.total, min_staff=o.min_staff, max_staff=o.max_staff, method=o.method)
-
-    def refine(self, W: np.ndarray, S: np.ndarray) -> np.ndarray:
-        o, n = self.options, len(W)
-        lo = np.full(n, o.min_staff, dtype=np.int64)
-        hi = np.full(n, o.max_staff if o.max_staff is not None else 10**9, dtype=np.int64)
-        return refine_staff(W, S, self.units.comm_g, lo, hi, self.mean_wpw)
-
-    def staff_for(self, W: np.ndarray, S_prev: np.ndarray | None = None) -> np.ndarray:
-        o = self.options
-        if o.staffing == "grid":
-            return self.apportion(W)
-        S_new = (
-            S_prev
-            if S_prev is not None
-            else apportion_by_community(
-                W,
-                self.units.comm_g,
-                self.total,
-                min_staff=o.min_staff,
-                max_staff=o.max_staff,
-                method=o.method,
-            )
-        )
-        return self.refine(W, S_new)
-
-    def staffing_only(self, W0: np.ndarray) -> np.ndarray:
-        """Community-first staffing, unless one grid-level apportionment balances better."""
-        S = self.staff_for(W0)
-        S_grid = self.apportion(W0)
-        if _cv(W0 / S_grid) < _cv(W0 / S) - 1e-12:
-            S = self.refine(W0, S_grid)
-        return S
-
-
-def _search_state(u: Units, seed: int) -> tuple[SearchState, np.ndarray, np.ndarray]:
-    """Start the search on the plan's grids; also return the grids' starting area and perimeter."""
-    area, perim = shapely.area(u.geoms), shapely.length(u.geoms)
-    graph = unit_adjacency(u.geoms, u.comm_u)
-    n_g = len(u.codes)
-    P0 = grid_perimeters(graph, u.grid_of, perim, n_g)
-    A0 = u.per_grid(area)
-    members: list[set[int]] = [set() for _ in range(n_g)]
-    for k in np.flatnonzero(u.grid_of >= 0):
-        members[u.grid_of[k]].add(int(k))
-    st = SearchState(
-        graph=graph,
-        grid_of=u.grid_of.copy(),
-        wl=u.wl,
-        hh=u.hh,
-        addr=u.addr,
-        area=area,
-        perim=perim,
-        W=u.per_grid(u.wl),
-        H=u.per_grid(u.hh),
-        A=A0.copy(),
-        P=P0.copy(),
-        members=members,
-        locked=np.zeros(len(u.ids), dtype=bool),
-        tiebreak=np.random.default_rng(seed).random(len(u.ids)),
-    )
-    return st, A0, P0
-
-
-def _search(st: SearchState, S: np.ndarray, prm: SearchParams, staffer: _Staffer, rounds: int) -> np.ndarray:
-    """Move units, re-staffing between rounds until the staff no longer change; return the staff."""
-    n_rounds = max(rounds, 1)
-    for r in range(n_rounds):
-        run_round(st, S, prm)
-        if r == n_rounds - 1:
-            break  # the staff the last round balanced against are the ones proposed
-        S_new = staffer.staff_for(st.W, S)
-        if np.array_equal(S_new, S):
-            break
-        S = S_new
-    return S
-
-
-def _moves_table(st: SearchState, u: Units) -> pd.DataFrame:
-    """One row per moved atomic unit, in the order applied, with the reason."""
-    mv = np.array([m[0] for m in st.moves], dtype=np.int64)
-    none = len(mv) == 0
-    return pd.DataFrame(
-        {
-            "unit_id": np.array([], dtype=object) if none else u.ids[mv],
-            "from_grid": np.array([], dtype=object) if none else u.codes[[m[1] for m in st.moves]],
-            "to_grid": np.array([], dtype=object) if none else u.codes[[m[2] for m in st.moves]],
-            "households": np.array([], dtype=np.int64) if none else u.hh[mv].astype(np.int64),
-            "residents": np.array([], dtype=np.int64) if none else u.res[mv].astype(np.int64),
-            "addresses": np.array([], dtype=np.int64) if none else u.addr[mv].astype(np.int64),
-            "workload": np.array([], dtype=float) if none else u.wl[mv],
-            "reason": [_reason(m, u.codes, u.hh, u.wl, u.ids) for m in st.moves],
-        }
-    )
+def _best_of(cands: list[Candidate], kind: str, max_share: float, fallback: float) -> float:
+    cvs = [c.cv for c in cands if c.kind == kind and c.households_moved_share <= max_share + 1e-12]
+    return min(cvs, default=fallback)
 
 
 def rebalance(
@@ -367,7 +135,7 @@ def rebalance(
     total_staff: int,
     options: RebalanceOptions | None = None,
 ) -> Proposal:
-    """Propose staff per grid and the fewest boundary moves that even out workload per worker.
+    """Propose staff per grid, boundary moves and split/merge that even out workload per worker.
 
     Parameters
     ----------
@@ -379,8 +147,7 @@ def rebalance(
     total_staff
         Grid workers to apportion (exactly this many are assigned).
     options
-        Staffing bounds, targets, constraints and seed (:class:`RebalanceOptions`; default: its
-        defaults).
+        Staffing bounds, targets, constraints, budgets and seed (:class:`RebalanceOptions`).
 
     Returns
     -------
@@ -395,79 +162,123 @@ def rebalance(
     t0 = time.perf_counter()
     o = options or RebalanceOptions()
     o.check()
-    hmin, hmax = o.band(plan)
+    band = o.band(plan)
     u = Units.of(plan, workload_units)
+    ctx = Context(u, unit_adjacency(u.geoms, u.comm_u), o, int(total_staff), band, _codes_used(plan, u))
+    cands = candidates(ctx)
+    k = choose(cands, target_cv=o.target_cv, max_moved_share=o.max_moved_share)
+    run: Run = cands[k].result  # type: ignore[assignment]
+    table = proposals_table(cands, k)
     W0 = u.per_grid(u.wl)
-    S_before = _baseline_staff(plan.base_grids, u.codes, total_staff, o.min_staff, o.max_staff, o.method)
-    staffer = _Staffer(u, total_staff, o, float(W0.sum() / total_staff))
-    S_staff_only = staffer.staffing_only(W0)
-    st, A0, P0 = _search_state(u, o.seed)
-    parts_before = grid_components(st.graph, u.grid_of)
-    total_hh = float(u.per_grid(u.hh).sum())
-    prm = SearchParams(
-        households_min=hmin,
-        households_max=hmax,
-        min_compactness=o.min_compactness,
-        pp_floor=np.maximum(o.min_compactness, (1 - o.max_compactness_loss) * polsby_popper(A0, P0)),
-        target_cv=o.target_cv,
-        max_households_moved=o.max_moved_share * total_hh,
-        address_weight=o.address_weight,
+    S_staffing: np.ndarray = cands[0].result.S  # type: ignore[attr-defined]
+    cv_a = cands[0].cv
+    baselines = Baselines(
+        as_staffed=_cv(
+            W0 / _baseline_staff(plan.base_grids, u.codes, total_staff, o.min_staff, o.max_staff, o.method)
+        ),
+        staffing=cv_a,
+        moves=_best_of(cands, "moves", o.max_moved_share, cv_a),
+        split_merge=_best_of(cands, "moves+split/merge", o.max_moved_share, cv_a),
     )
-    S = _search(st, S_staff_only.copy(), prm, staffer, o.rounds)
-    if _cv(st.W / S) > _cv(W0 / S_staff_only) + 1e-12:
-        # The moves did not beat staffing alone (the re-apportioning between rounds can cost more
-        # than the moves gained): never propose moving households for a worse balance.
-        log.info("boundary moves did not improve on staffing alone; proposing staffing only")
-        st.grid_of, st.W, st.H = u.grid_of.copy(), u.per_grid(u.wl), u.per_grid(u.hh)
-        st.A, st.P = A0.copy(), P0.copy()
-        st.moves.clear()
-        S = S_staff_only.copy()
-    moves = _moves_table(st, u)
-    moved = np.zeros(len(u.ids), dtype=bool)
-    moved[[m[0] for m in st.moves]] = True
-    out_plan, pp_before, pp_after = build_proposal_plan(
+    m = ctx.mean_wpw
+    hi = o.max_staff if o.max_staff is not None else np.inf
+    over = run.st.W / m > hi + 0.5
+    note = binding_note(
+        cands,
+        k,
+        target_cv=o.target_cv,
+        max_moved_share=o.max_moved_share,
+        capped=(int(over.sum()), float((run.st.W[over] / run.S[over]).max() / m) if over.any() else 0.0),
+    )
+    if note:
+        log.warning("%s", note)
+    return _assemble(plan, ctx, run, S_staffing, baselines, table, t0, note)
+
+
+def _assemble(
+    plan: Plan,
+    ctx: Context,
+    run: Run,
+    S_staffing: np.ndarray,
+    baselines: Baselines,
+    table: pd.DataFrame,
+    t0: float,
+    note: str,
+) -> Proposal:
+    """Build the proposed plan version and its tables from the chosen run."""
+    u, o, band = ctx.units, ctx.options, ctx.band
+    st, grids = run.st, run.grids
+    moved = run.moved(u)
+    moves = moves_table(run, u)
+    structure = run.structure
+    retired = sorted(set(u.codes) - set(grids.codes))
+    origin = {op.other: op.keep for op in structure.ops if op.kind == "split"} if structure else {}
+    for new, src in list(origin.items()):
+        while src in origin:  # a split of a split: copy the attributes of the input grid
+            src = origin[src]
+        origin[new] = src
+    prior = list((plan.meta.params or {}).get(RETIRED_KEY, []) or [])
+    out_plan, _, pp_after = build_proposal_plan(
         plan,
         ProposalChange(
             grid_of_new=st.grid_of,
-            codes=u.codes,
+            codes=grids.codes,
             unit_workload=u.wl,
-            staff=S,
+            staff=run.S,
             grid_workload=st.W,
             moved=moved,
+            origin=origin,
         ),
-        households_band=(hmin, hmax),
+        households_band=band,
         rebuild_h3=o.rebuild_h3,
-        params=o.record(total_staff, (hmin, hmax)),
+        params={**o.record(ctx.total_staff, band), "note": note},
+        extra_params={RETIRED_KEY: sorted({*map(str, prior), *retired})} if (prior or retired) else {},
     )
-    pp_before = polsby_popper(A0, P0) if pp_before is None else pp_before
+    g0 = plan.base_grids.geometry.to_numpy()
+    pp_before = polsby_popper(shapely.area(g0), shapely.length(g0))
     outcome = _Outcome(
-        u,
-        W0,
-        st.W,
-        S_before,
-        S_staff_only,
-        S,
-        moved,
-        st.H,
-        parts_before,
-        grid_components(st.graph, st.grid_of),
+        u=u,
+        grids=grids,
+        W0=u.per_grid(u.wl),
+        S_as_staffed=_baseline_staff(
+            plan.base_grids, u.codes, ctx.total_staff, o.min_staff, o.max_staff, o.method
+        ),
+        S_staffing=S_staffing,
+        W1=st.W,
+        S=run.S,
+        H_after=st.H,
+        moved=moved,
+        parts_before=grid_components(ctx.graph, u.grid_of),
+        parts_after=grid_components(ctx.graph, st.grid_of),
+        baselines=baselines,
+        splits=structure.splits if structure else 0,
+        merges=structure.merges if structure else 0,
+        redraws=structure.redraws if structure else 0,
     )
-    metrics = outcome.metrics(total_staff, (hmin, hmax), (pp_before, pp_after))
-    out_plan = replace(out_plan, extra_tables={"moves": moves, "metrics": metrics})
+    metrics = outcome.metrics(ctx.total_staff, band, (pp_before, pp_after))
+    out_plan = replace(out_plan, extra_tables={"moves": moves, "metrics": metrics, "proposals": table})
     summary = outcome.summary(time.perf_counter() - t0)
     log.info(
-        "rebalanced %d grids with %d staff: CV %.3f → %.3f (staffing alone %.3f), %d units / %d households "
-        "moved (%.1f %%) in %.1f s",
+        "rebalanced %d grids with %d staff: CV %.3f (best staffing of the unchanged plan) → %.3f; "
+        "moves alone %.3f, with split/merge %.3f; %d households moved (%.1f %%), %d splits, %d merges "
+        "in %.1f s",
         len(u.codes),
-        total_staff,
+        ctx.total_staff,
         summary["cv_before"],
         summary["cv_after"],
-        summary["cv_staffing_only"],
-        moved.sum(),
+        summary["cv_moves"],
+        summary["cv_split_merge"],
         summary["households_moved"],
         100 * summary["households_moved_share"],
+        summary["grids_split"],
+        summary["grids_merged"],
         summary["seconds"],
     )
     return Proposal(
-        plan=out_plan, moves=moves, metrics=metrics, staffing=outcome.staffing(total_staff), summary=summary
+        plan=out_plan,
+        moves=moves,
+        metrics=metrics,
+        staffing=outcome.staffing(ctx.total_staff),
+        proposals=table,
+        summary=summary,
     )

@@ -67,8 +67,20 @@ def balance(
         "--target-cv",
         help="Stop moving units once the city-wide CV of workload per worker is at most this.",
     ),
-    max_moved_share: float = typer.Option(
-        0.15, "--max-moved-share", help="Most households (share of all) that may change grid."
+    max_moved_pct: float = typer.Option(
+        15.0, "--max-moved-pct", help="Most households (% of all) that may change grid; chooses the proposal."
+    ),
+    max_moved_share: float | None = typer.Option(
+        None, "--max-moved-share", hidden=True, help="Old spelling of --max-moved-pct, as a share (0-1)."
+    ),
+    split_merge: bool = typer.Option(
+        True, "--split-merge/--no-split-merge", help="Also propose splitting and merging grids."
+    ),
+    band_slack: float = typer.Option(
+        0.5,
+        "--band-slack",
+        help="Candidates may also stretch the household band by this share each side (0.5: 300-500 -> "
+        "150-750); one inside the band is written when it reaches --target-cv.",
     ),
     min_compactness: float = typer.Option(
         0.2, "--min-compactness", help="Polsby-Popper floor for a changed grid (or not worse than before)."
@@ -84,14 +96,21 @@ def balance(
     Workload (hours per month) comes from households, residents, floating residents, rental rooms,
     businesses, cases/hazards per year and area/roads, weighted by --weights.  Staff are apportioned
     by --method within --min-staff/--max-staff; then atomic units move between adjacent grids of the
-    same community (grids stay contiguous, in the household band, compact) until --target-cv.  The
-    proposal is a plan version with `staff`/`workload` on base_grids plus `moves` and `metrics` tables.
+    same community (grids stay contiguous, in the household band, compact) and overloaded grids are
+    split / underloaded neighbours merged (--split-merge) until --target-cv.  Candidates under several
+    budgets form a trade-off (households moved % vs CV vs grids changed): all are rows of the
+    `proposals` table and of OUT_proposals.png; the one written is the least disruptive reaching
+    --target-cv within --max-moved-pct (else the lowest CV).  The proposal is a plan version with
+    `staff`/`workload` on base_grids plus `moves`, `metrics` and `proposals` tables.
     """
     from gridplan.balance import RebalanceOptions, load_weights, rebalance, unit_workload
+    from gridplan.balance.frontier import plot_proposals
     from gridplan.plans import read_plan, write_plan
 
     if method not in ("webster", "hamilton"):
         raise InputError(f"unknown method {method!r}; use webster or hamilton", field="--method")
+    if not 0 <= max_moved_pct <= 100:
+        raise InputError("must be between 0 and 100", field="--max-moved-pct")
     refuse_existing(out, overwrite=overwrite)
     w = load_weights(weights)
     with progress() as prog:
@@ -108,26 +127,44 @@ def balance(
             max_staff=max_staff,
             method=method,
             target_cv=target_cv,
-            max_moved_share=max_moved_share,
+            max_moved_share=max_moved_share if max_moved_share is not None else max_moved_pct / 100,
             min_compactness=min_compactness,
             max_compactness_loss=max_compactness_loss,
             seed=seed,
+            split_merge=split_merge,
+            band_slack=band_slack,
         )
         prop = rebalance(plan, wl, total_staff=staff, options=options)
         prog.update(task, advance=1, description="writing proposal")
         write_plan(prop.plan, out, overwrite=overwrite)
+        png = plot_proposals(
+            prop.proposals,
+            out.with_name(f"{out.stem}_proposals.png"),
+            target_cv=target_cv,
+            max_moved_pct=100 * options.max_moved_share,
+        )
         prog.update(task, advance=1)
+    _print_summary(prop, plan, staff, method, float(wl["workload"].sum()), out, png)
+
+
+def _print_summary(prop, plan, staff: int, method: str, workload: float, out: Path, png: Path) -> None:  # type: ignore[no-untyped-def]
     s = prop.summary
     t = Table(title=f"proposal {prop.plan.meta.plan_id} (parent {plan.meta.plan_id})")
     t.add_column("metric")
     t.add_column("value", justify="right")
-    t.add_row("grids / staff", f"{int(s['grids']):,} / {staff:,} ({method})")
-    t.add_row("workload (hours/month)", f"{float(wl['workload'].sum()):,.0f}")
+    t.add_row("grids / staff", f"{int(s['grids_before']):,} → {int(s['grids']):,} / {staff:,} ({method})")
+    t.add_row("workload (hours/month)", f"{workload:,.0f}")
+    t.add_row("CV workload/worker as staffed today", f"{s['cv_as_staffed']:.3f}")
+    t.add_row("CV (a) unchanged plan, best integer staffing", f"{s['cv_before']:.3f}")
+    t.add_row("CV (b) staffing + unit moves", f"{s['cv_moves']:.3f}")
+    t.add_row("CV (c) staffing + moves + split/merge", f"{s['cv_split_merge']:.3f}")
+    reduction = 1 - s["cv_after"] / s["cv_before"] if s["cv_before"] else 0.0
+    t.add_row("CV written (vs a)", f"{s['cv_after']:.3f} ({-100 * reduction:+.0f} %)")
+    t.add_row("p90/p10 workload/worker", f"{s['p90_p10_before']:.2f} → {s['p90_p10_after']:.2f}")
     t.add_row(
-        "CV workload/worker: before → staffing → after",
-        f"{s['cv_before']:.3f} → {s['cv_staffing_only']:.3f} → {s['cv_after']:.3f}",
+        "grids split / merged / boundaries redrawn",
+        f"{int(s['grids_split'])} / {int(s['grids_merged'])} / {int(s['boundaries_redrawn'])}",
     )
-    t.add_row("max/min workload/worker", f"{s['max_min_before']:.2f} → {s['max_min_after']:.2f}")
     t.add_row("atomic units moved", f"{int(s['units_moved']):,}")
     t.add_row(
         "households moved", f"{int(s['households_moved']):,} ({100 * s['households_moved_share']:.1f} %)"
@@ -137,8 +174,14 @@ def balance(
         "grids not contiguous (before → after)",
         f"{int(s['grids_not_contiguous_before'])} → {int(s['grids_not_contiguous_after'])}",
     )
-    t.add_row("written", str(out))
+    t.add_row(
+        "candidate proposals (Pareto front)", f"{len(prop.proposals)} ({int(prop.proposals['pareto'].sum())})"
+    )
+    t.add_row("written", f"{out}, {png.name}")
     console.print(t)
+    note = prop.plan.meta.params.get("balance", {}).get("note", "")
+    if note:
+        console.print(f"[yellow]{note}[/]")
 
 
 def _demand(layers: Path, demand: Path | None):  # type: ignore[no-untyped-def]
