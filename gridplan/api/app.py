@@ -3,7 +3,9 @@
 Security rules (PRODUCT §3.8, §7) enforced here and in :mod:`gridplan.api.routes`:
 
 * anonymous callers reach only ``GET /health``, ``POST /login`` and the API description
-  (``/docs``, ``/openapi.json``: no data) — every other route depends on a bearer token;
+  (``/docs``, ``/openapi.json``: no data); every other request is authenticated by
+  :class:`~gridplan.api.guard.AuthGuard` from its headers alone, before routing and before any
+  body is read or parsed (an anonymous upload is refused with 401 unread);
 * every route declares the permission it needs (:data:`gridplan.api.auth.PERMISSIONS`); a leader
   holds no write permission, so every write route answers a leader with 403;
 * request bodies are capped at ``max_upload_mb`` before they are read (413), uploads are checked
@@ -28,6 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from gridplan.api.auth import TokenVerifier, create_user_token
+from gridplan.api.guard import AuthGuard
 from gridplan.api.jobs import JobRunner
 from gridplan.api.middleware import BodyLimit, SecurityHeaders, csp_for
 from gridplan.api.routes import admin, jobs, maps, plans, session, uploads
@@ -44,6 +47,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["PUBLIC_PATHS", "Service", "create_app", "create_user_token"]
 
 PUBLIC_PATHS = frozenset({"/health", "/login", "/docs", "/openapi.json", "/docs/oauth2-redirect"})
+#: Prefixes anyone may reach: the offline Swagger UI's own files.
+PUBLIC_PREFIXES = ("/docs/static/",)
 #: The routers, in the order their routes are matched and listed in ``/openapi.json``.
 ROUTERS = (session.router, admin.router, plans.router, uploads.router, jobs.router, maps.router)
 
@@ -169,7 +174,9 @@ def create_app(
         swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": False},
     )
     app.state.service = service
+    # outermost last: headers on every answer → identity from the headers → size cap → routing
     app.add_middleware(BodyLimit, max_bytes=limits.max_upload_bytes + 64 * 1024)
+    app.add_middleware(AuthGuard, public=PUBLIC_PATHS, public_prefixes=PUBLIC_PREFIXES)
     app.add_middleware(SecurityHeaders, csp=csp_for(settings.tile_url))
     app.add_exception_handler(GridplanError, gridplan_error)
     for router in ROUTERS:
