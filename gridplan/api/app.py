@@ -29,7 +29,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from gridplan.api.auth import TokenVerifier, create_user_token
+from gridplan.api.auth import SessionTimes, TokenVerifier, create_user_token
 from gridplan.api.guard import AuthGuard
 from gridplan.api.jobs import JobRunner
 from gridplan.api.middleware import BodyLimit, SecurityHeaders, csp_for
@@ -120,7 +120,7 @@ def create_app(
     data_dir: str | Path | None = None,
     meta_schema: str = "gridplan_meta",
     plans_schema: str = "gridplan_plans",
-    session_ttl_s: float = 12 * 3600,
+    sessions: SessionTimes | None = None,
     max_unzipped_mb: float = 2048.0,
 ) -> FastAPI:
     """Build the service on a workspace folder or a PostgreSQL/PostGIS URL.
@@ -138,13 +138,16 @@ def create_app(
         Uploads and job results (default ``<workspace>``; ``$GRIDPLAN_WORKSPACE/data`` for PostgreSQL).
     meta_schema, plans_schema
         PostgreSQL schemas of the metadata tables and of the plan tables.
-    session_ttl_s
-        Lifetime of a session token issued by ``POST /login`` (s).
+    sessions
+        Absolute and idle lifetime of a session (``POST /login``, browser sign-in); default 12 h
+        and 30 min.  A session made from an API token also ends when that token expires or is
+        revoked.
     max_unzipped_mb
         Largest total uncompressed size of an uploaded archive (MiB).
 
     """
     settings = settings or get_settings()
+    sessions = sessions or SessionTimes()
     meta = MetaStore(target, schema=meta_schema)
     data, maps_out = _folders(target, settings, data_dir, maps_dir)
     limits = UploadLimits(
@@ -158,12 +161,12 @@ def create_app(
             meta, root=None if meta.is_postgres else Path(target), plans_schema=plans_schema
         ),
         jobs=JobRunner(meta, workers=1),
-        verifier=TokenVerifier(meta),
+        verifier=TokenVerifier(meta, session_idle_s=sessions.idle_s),
         data_dir=data,
         maps_dir=maps_out,
         limits=limits,
         settings=settings,
-        session_ttl_s=session_ttl_s,
+        sessions=sessions,
     )
     app = _make_fastapi(
         title="gridplan",

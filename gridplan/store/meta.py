@@ -59,6 +59,9 @@ def _tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         sa.Column("created_at", ts, nullable=False),
         sa.Column("expires_at", ts, nullable=False),
         sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+        # a session is bound to the API token it was made from (NULL: from a password)
+        sa.Column("parent_token_id", sa.String(32)),
+        sa.Column("last_seen_at", ts),
     )
     plans = sa.Table(
         "gp_plans",
@@ -143,8 +146,21 @@ class MetaStore:
                 )
             self.metadata, self.t = _tables(self.schema)
             self.metadata.create_all(self.engine)
+            self._add_missing_columns()
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the metadata store: {exc.__class__.__name__}") from exc
+
+    def _add_missing_columns(self) -> None:
+        """Add the columns newer versions define to tables an older version created."""
+        inspector = sa.inspect(self.engine)
+        for table in self.t.values():
+            have = {c["name"] for c in inspector.get_columns(table.name, schema=self.schema)}
+            for col in table.columns:
+                if col.name not in have:
+                    name = f'"{self.schema}"."{table.name}"' if self.schema else f'"{table.name}"'
+                    kind = col.type.compile(dialect=self.engine.dialect)
+                    with self.engine.begin() as conn:
+                        conn.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{col.name}" {kind}'))
 
     def close(self) -> None:
         """Dispose of the connection pool."""
@@ -209,8 +225,10 @@ class MetaStore:
         kind: str,
         expires_at: dt.datetime,
         label: str | None = None,
+        parent_token_id: str | None = None,
     ) -> None:
-        """Store the *hash* of a new token."""
+        """Store the *hash* of a new token (a session names the token it was made from)."""
+        now = utc_now()
         self._insert(
             "tokens",
             token_id=token_id,
@@ -218,22 +236,49 @@ class MetaStore:
             token_hash=token_hash,
             kind=kind,
             label=label,
-            created_at=utc_now(),
+            created_at=now,
             expires_at=expires_at,
             revoked=False,
+            parent_token_id=parent_token_id,
+            last_seen_at=now,
         )
 
     def get_token(self, token_id: str) -> dict[str, Any] | None:
-        """Token row joined with its user's role and active flag, or ``None``."""
+        """Token row with its user's role and active flag and its parent token's state, or ``None``.
+
+        ``parent_revoked`` / ``parent_expires_at`` are those of the token a session was made
+        from (``parent_revoked`` is true when that token no longer exists).
+        """
         t, u = self.t["tokens"], self.t["users"]
+        parent = t.alias("parent")
         q = (
-            sa.select(t, u.c.role, u.c.active)
+            sa.select(
+                t,
+                u.c.role,
+                u.c.active,
+                parent.c.revoked.label("parent_revoked_flag"),
+                parent.c.expires_at.label("parent_expires_at"),
+                parent.c.token_id.label("parent_found"),
+            )
             .join(u, u.c.name == t.c.user_name)
+            .outerjoin(parent, parent.c.token_id == t.c.parent_token_id)
             .where(t.c.token_id == token_id)
         )
         with self.engine.connect() as conn:
             row = conn.execute(q).first()
-        return _row(row) if row else None
+        if row is None:
+            return None
+        out = _row(row)
+        found = out.pop("parent_found")
+        flag = out.pop("parent_revoked_flag")
+        out["parent_revoked"] = bool(out["parent_token_id"]) and (found is None or bool(flag))
+        return out
+
+    def touch_token(self, token_id: str) -> None:
+        """Record that a session was used now (its idle timeout restarts)."""
+        t = self.t["tokens"]
+        with self.engine.begin() as conn:
+            conn.execute(t.update().where(t.c.token_id == token_id).values(last_seen_at=utc_now()))
 
     def list_tokens(self) -> list[dict[str, Any]]:
         """Token ids, owners and dates (never the hashes)."""
@@ -243,11 +288,12 @@ class MetaStore:
             return [_row(r) for r in conn.execute(sa.select(*cols).order_by(t.c.created_at))]
 
     def revoke_token(self, token_id: str) -> None:
-        """Revoke one token (``NotFoundError`` if unknown)."""
+        """Revoke one token and the sessions made from it (``NotFoundError`` if unknown)."""
         t = self.t["tokens"]
         with self.engine.begin() as conn:
             if not conn.execute(t.update().where(t.c.token_id == token_id).values(revoked=True)).rowcount:
                 raise NotFoundError(f"token {token_id!r} does not exist")
+            conn.execute(t.update().where(t.c.parent_token_id == token_id).values(revoked=True))
 
     def purge_expired_tokens(self) -> int:
         """Delete tokens that expired more than a day ago; return how many."""

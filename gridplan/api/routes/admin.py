@@ -28,9 +28,7 @@ class UserCreate(BaseModel):
 
 class TokenCreate(BaseModel):
     name: str = Field(..., pattern=_NAME, description="user the token belongs to (created if missing)")
-    role: Role | None = Field(
-        None, description="role of a new user (required when the user does not exist)"
-    )
+    role: Role | None = Field(None, description="role of a new user (required when the user does not exist)")
     days: float = Field(90.0, gt=0, le=3650, description="days until the token expires")
     label: str | None = Field(None, max_length=128)
 
