@@ -33,7 +33,7 @@ from gridplan.api.auth import SessionTimes, TokenVerifier, create_user_token
 from gridplan.api.guard import AuthGuard
 from gridplan.api.jobs import JobRunner
 from gridplan.api.middleware import BodyLimit, SecurityHeaders, csp_for
-from gridplan.api.routes import admin, jobs, maps, plans, session, uploads
+from gridplan.api.routes import admin, jobs, maps, plans, session, uploads, web
 from gridplan.api.service import Service
 from gridplan.api.uploads import UploadLimits
 from gridplan.errors import GridplanError, http_status_for
@@ -46,11 +46,13 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["PUBLIC_PATHS", "Service", "create_app", "create_user_token"]
 
-PUBLIC_PATHS = frozenset({"/health", "/login", "/docs", "/openapi.json", "/docs/oauth2-redirect"})
+PUBLIC_PATHS = frozenset(
+    {"/", "/health", "/login", "/signin", "/docs", "/openapi.json", "/docs/oauth2-redirect"}
+)
 #: Prefixes anyone may reach: the offline Swagger UI's own files.
 PUBLIC_PREFIXES = ("/docs/static/",)
 #: The routers, in the order their routes are matched and listed in ``/openapi.json``.
-ROUTERS = (session.router, admin.router, plans.router, uploads.router, jobs.router, maps.router)
+ROUTERS = (session.router, web.router, admin.router, plans.router, uploads.router, jobs.router, maps.router)
 
 _FALLBACK_DOCS = """<!doctype html><html><head><meta charset="utf-8"><title>gridplan API</title></head>
 <body><h1>gridplan API</h1><p>Machine-readable description: <a href="/openapi.json">/openapi.json</a></p>

@@ -4,7 +4,8 @@
   streaming (a client may lie about the length or send none);
 * :class:`SecurityHeaders` adds a Content-Security-Policy without remote sources (:func:`csp_for`
   allows the one tile host of ``tile_url``, if any), ``nosniff``, ``frame-ancestors 'none'``,
-  no-referrer and no-store to every response.
+  a same-origin referrer policy (nothing leaves for other sites; our own forms keep their
+  ``Origin``, which the CSRF check reads) and no-store to every response.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class BodyLimit:
 
 
 class SecurityHeaders:
-    """Add CSP (no remote sources), ``nosniff``, frame denial and no-referrer to every response."""
+    """Add CSP (no remote sources), ``nosniff``, frame denial, same-origin referrer, no-store."""
 
     def __init__(self, app: ASGIApp, *, csp: str) -> None:
         self.app = app
@@ -93,7 +94,7 @@ class SecurityHeaders:
             (b"content-security-policy", csp.encode()),
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"no-referrer"),
+            (b"referrer-policy", b"same-origin"),  # no-referrer would make Origin "null"
             (b"cache-control", b"no-store"),
         ]
 
