@@ -21,12 +21,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from gridplan._clock import utc_now
-from gridplan.errors import InputError, NotFoundError, StoreError
+from gridplan.errors import GridplanError, InputError, NotFoundError, StoreError
 from gridplan.store.base import check_layer_name, engine_url, is_postgres_url
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JOB_STATES", "ROLES", "MetaStore", "Role", "is_postgres_url"]
+__all__ = ["JOB_STATES", "ROLES", "MetaStore", "PlanConflictError", "Role", "is_postgres_url"]
 
 #: Roles a user can hold (PRODUCT §3.8).
 #: Who a user is to the service (DESIGN.md's role matrix).
@@ -34,6 +34,20 @@ Role = Literal["planner", "analyst", "leader", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
 #: Job life cycle.
 JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed")
+
+
+class PlanConflictError(GridplanError):
+    """A new version of *parent_id* when it already has a newer child (*newer_id*): HTTP 409."""
+
+    http_status = 409
+
+    def __init__(self, parent_id: str, newer_id: str | None, *, pending_job: str | None = None) -> None:
+        what = f"version {newer_id}" if newer_id else f"version being made by job {pending_job}"
+        super().__init__(
+            f"plan {parent_id} already has a newer {what}; re-import onto the newer version, "
+            "or send branch=true to branch on purpose"
+        )
+        self.parent_id, self.newer_id, self.pending_job = parent_id, newer_id, pending_job
 
 
 def _tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
@@ -302,13 +316,37 @@ class MetaStore:
             return conn.execute(t.delete().where(t.c.expires_at < utc_now() - dt.timedelta(days=1))).rowcount
 
     # -- plans --------------------------------------------------------------------------------
-    def register_plan(self, row: dict[str, Any], *, conn: Connection | None = None) -> None:
-        """Insert a plan registry row (inside *conn*'s transaction when given)."""
-        if conn is not None:
-            conn.execute(self.t["plans"].insert().values(**row))
+    def register_plan(
+        self, row: dict[str, Any], *, conn: Connection | None = None, sole_child: bool = False
+    ) -> None:
+        """Insert a plan registry row (inside *conn*'s transaction when given).
+
+        With *sole_child*, the row's parent must not have a child yet: checked in the same
+        transaction (under a transaction-scoped advisory lock on PostgreSQL), else
+        :class:`PlanConflictError` — two writers editing one version never both become its child.
+        """
+        if conn is None:
+            with self.engine.begin() as c:
+                self.register_plan(row, conn=c, sole_child=sole_child)
             return
-        with self.engine.begin() as c:
-            c.execute(self.t["plans"].insert().values(**row))
+        parent = row.get("parent_id")
+        if sole_child and parent:
+            if self.is_postgres:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:p))"), {"p": f"plan:{parent}"})
+            p = self.t["plans"]
+            newer = conn.execute(
+                sa.select(p.c.plan_id).where(p.c.parent_id == parent).order_by(p.c.created_at.desc())
+            ).first()
+            if newer is not None:
+                raise PlanConflictError(parent, newer[0])
+        conn.execute(self.t["plans"].insert().values(**row))
+
+    def children_of(self, plan_id: str) -> list[dict[str, Any]]:
+        """Registry rows of the plans made from *plan_id*, newest first."""
+        p = self.t["plans"]
+        q = sa.select(p).where(p.c.parent_id == plan_id).order_by(p.c.created_at.desc(), p.c.plan_id)
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(q)]
 
     def list_plans(self) -> list[dict[str, Any]]:
         """List registered plans, newest first."""
@@ -386,6 +424,16 @@ class MetaStore:
             q = q.where(j.c.owner == owner)
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(q)]
+
+    def unfinished_jobs(self, kind: str) -> list[dict[str, Any]]:
+        """Queued or running jobs of *kind*, with their ``params`` decoded."""
+        j = self.t["jobs"]
+        q = sa.select(j.c.job_id, j.c.owner, j.c.params_json).where(
+            j.c.kind == kind, j.c.state.in_(("queued", "running"))
+        )
+        with self.engine.connect() as conn:
+            rows = [_row(r) for r in conn.execute(q)]
+        return [{**r, "params": json.loads(r.pop("params_json"))} for r in rows]
 
     def fail_unfinished_jobs(self, message: str) -> int:
         """Mark jobs left queued/running by a previous process as failed; return how many."""
