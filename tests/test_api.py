@@ -146,8 +146,8 @@ def test_leader_gets_403_on_every_write_route(client: TestClient) -> None:
     files = {"file": ("layers.gpkg", b"x", "application/octet-stream")}
     assert client.post("/uploads/layers", files=files, headers=leader).status_code == 403
     assert client.post("/jobs/merge", json={"upload_id": "a" * 16}, headers=leader).status_code == 403
-    # leaders read summaries but not data
-    assert client.get("/plans", headers=leader).status_code == 200
+    # leaders read published maps only (README's role table)
+    assert client.get("/plans", headers=leader).status_code == 403
     assert client.get("/jobs", headers=leader).status_code == 403
     analyst = _auth(client, "analyst")
     assert client.post("/uploads/layers", files=files, headers=analyst).status_code == 403
@@ -264,7 +264,8 @@ def test_merge_job_runs_and_plan_is_listed(client: TestClient, small_city: Path,
     assert client.get(f"/plans/{plan_id}/grids", params={"limit": 10**6}, headers=planner).status_code == 422
     # summary for leaders, data for planners only
     leader = _auth(client, "leader")
-    s = client.get(f"/plans/{plan_id}", headers=leader).json()
+    assert client.get(f"/plans/{plan_id}", headers=leader).status_code == 403
+    s = client.get(f"/plans/{plan_id}", headers=planner).json()
     assert s["grid_count"] == plans[0]["grid_count"]
     assert s["totals"]["households"] > 0
     assert client.get(f"/plans/{plan_id}/grids", headers=leader).status_code == 403
@@ -318,7 +319,7 @@ def test_merge_job_runs_and_plan_is_listed(client: TestClient, small_city: Path,
     job = _wait(client, r.json()["job_id"], planner)
     assert job["state"] == "succeeded", job
     child = job["result"]["plan_id"]
-    listed = {p["plan_id"]: p for p in client.get("/plans", headers=leader).json()}
+    listed = {p["plan_id"]: p for p in client.get("/plans", headers=planner).json()}
     assert listed[child]["parent_id"] == plan_id
     assert listed[child]["kind"] == "edit"
     d = client.get(f"/plans/{plan_id}/diff/{child}", headers=analyst).json()

@@ -27,13 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridplan.api.auth import SessionTimes, TokenVerifier, create_user_token
 from gridplan.api.guard import AuthGuard
 from gridplan.api.jobs import JobRunner
 from gridplan.api.middleware import BodyLimit, SecurityHeaders, csp_for
 from gridplan.api.routes import admin, jobs, maps, plans, session, uploads, web
+from gridplan.api.schemas import scrub_paths
 from gridplan.api.service import Service
 from gridplan.api.uploads import UploadLimits
 from gridplan.errors import GridplanError, http_status_for
@@ -88,14 +91,71 @@ def _make_fastapi(**kwargs: Any) -> FastAPI:
 
 
 async def gridplan_error(request: Request, exc: Exception) -> JSONResponse:
-    """Answer a :class:`GridplanError` with its HTTP status and the fields it names."""
+    """Answer a :class:`GridplanError` with its HTTP status and the fields it names (no server path)."""
     assert isinstance(exc, GridplanError)
     status = getattr(exc, "http_status", None) or http_status_for(exc)
-    body: dict[str, Any] = {"detail": str(exc), "error": exc.__class__.__name__}
+    body: dict[str, Any] = {"detail": scrub_paths(str(exc)), "error": exc.__class__.__name__}
     for key in ("file", "layer", "row", "field"):
-        if getattr(exc, key, None) is not None:
-            body[key] = getattr(exc, key)
+        value = getattr(exc, key, None)
+        if value is not None:
+            body[key] = Path(str(value)).name if key == "file" else value
     return JSONResponse(body, status_code=status)
+
+
+_ERROR_NAMES = {
+    400: "BadRequest",
+    401: "NotAuthenticated",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+}
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Answer an ``HTTPException`` with an :class:`~gridplan.api.schemas.ErrorBody`."""
+    assert isinstance(exc, StarletteHTTPException)
+    name = _ERROR_NAMES.get(exc.status_code, f"HTTP{exc.status_code}")
+    if exc.status_code == 413:
+        name = "UploadTooLarge"
+    body = {"detail": scrub_paths(str(exc.detail)), "error": name}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """Answer a request that fails validation with one line naming the field (422)."""
+    assert isinstance(exc, RequestValidationError)
+    errs = list(exc.errors())
+    first = errs[0] if errs else {"loc": (), "msg": "invalid request"}
+    loc = [str(x) for x in first.get("loc", ()) if x not in ("body", "query", "path", "header", "cookie")]
+    field = ".".join(loc) or None
+    more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+    detail = f"{field or 'request'}: {first.get('msg', 'invalid')}{more}"
+    body: dict[str, Any] = {"detail": scrub_paths(detail)[:500], "error": "ValidationError"}
+    if field:
+        body["field"] = field
+    return JSONResponse(body, status_code=422)
+
+
+def _json_error_bodies(app: FastAPI) -> None:
+    """Make ``/openapi.json`` say error bodies are JSON even on routes whose success is HTML or a file."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = build()
+        for ops in spec.get("paths", {}).values():
+            for op in ops.values():
+                for resp in op.get("responses", {}).values():
+                    media = resp.get("content", {})
+                    for mt in list(media):
+                        ref = media[mt].get("schema", {})
+                        if str(ref.get("$ref", "")).endswith("/ErrorBody") and mt != "application/json":
+                            del media[mt]
+                            media["application/json"] = {"schema": ref}
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _folders(
@@ -184,8 +244,11 @@ def create_app(
     app.add_middleware(AuthGuard, public=PUBLIC_PATHS, public_prefixes=PUBLIC_PREFIXES)
     app.add_middleware(SecurityHeaders, csp=csp_for(settings.tile_url))
     app.add_exception_handler(GridplanError, gridplan_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
     for router in ROUTERS:
         app.include_router(router)
+    _json_error_bodies(app)
     logger.info(
         "gridplan service on %s (data %s, maps %s)",
         "PostGIS" if meta.is_postgres else f"workspace {target}",

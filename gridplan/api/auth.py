@@ -61,9 +61,10 @@ Permission = Literal[
     "admin",
 ]
 
-#: Role → permissions.  A leader only reads summaries and published maps; admin may do anything.
+#: Role → permissions (README's role table says the same; tests/test_service_roles.py checks both).
+#: A leader reads published maps only; admin may do anything.
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    "leader": frozenset({"plans:summary", "maps:read"}),
+    "leader": frozenset({"maps:read"}),
     "analyst": frozenset(
         {"plans:summary", "plans:read", "maps:read", "jobs:read", "analysis:run", "results:read"}
     ),

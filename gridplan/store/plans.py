@@ -180,8 +180,8 @@ class PlanRepository:
         if self.dir is not None:
             path = self.dir / row["storage"]
             total = int(pyogrio.read_info(path, layer="base_grids")["features"])
-            if offset >= total:
-                gdf = pyogrio.read_dataframe(path, layer="base_grids", max_features=0)
+            if offset >= total:  # past the end: an empty page (max_features=0 would mean "all")
+                gdf = pyogrio.read_dataframe(path, layer="base_grids", max_features=1).iloc[:0]
             else:
                 gdf = pyogrio.read_dataframe(
                     path, layer="base_grids", skip_features=offset, max_features=limit

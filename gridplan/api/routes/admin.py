@@ -10,11 +10,12 @@ from pydantic import BaseModel, Field
 
 from gridplan.api.auth import Principal, create_user_token, hash_secret
 from gridplan.api.deps import ServiceDep, require
+from gridplan.api.schemas import errors
 from gridplan.store.meta import Role
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], responses=errors(401, 403, 404, 413, 422))
 
 _NAME = r"^[A-Za-z0-9_.@-]{1,64}$"
 Admin = Annotated[Principal, require("admin")]

@@ -18,13 +18,14 @@ from pydantic import BaseModel, Field
 
 from gridplan.api.auth import Principal
 from gridplan.api.deps import ServiceDep, require
+from gridplan.api.schemas import content, errors, scrub_paths
 from gridplan.api.service import Service
 from gridplan.api.tasks import geocode_task, merge_task, start_job
 from gridplan.errors import InputError, NotFoundError
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=errors(401, 403, 404, 413, 422))
 
 _ID = re.compile(r"^[a-f0-9]{16}$")
 
@@ -128,6 +129,8 @@ def _job_view(job: dict[str, Any]) -> dict[str, Any]:
         for k in ("job_id", "kind", "state", "progress", "message", "owner", "created_at", "updated_at")
         if k in job
     }
+    if isinstance(out.get("message"), str):
+        out["message"] = scrub_paths(out["message"])  # a failure message never shows a server path
     res = job.get("result")
     if res is not None:
         out["result"] = {k: v for k, v in res.items() if k != "file"}
@@ -159,7 +162,9 @@ def get_job(
     return view
 
 
-@router.get("/{job_id}/result")
+@router.get(
+    "/{job_id}/result", response_class=FileResponse, responses=content("text/csv", "the result file (CSV)")
+)
 def job_result(
     job_id: str, p: Annotated[Principal, require("results:read")], service: ServiceDep
 ) -> FileResponse:

@@ -16,12 +16,21 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from gridplan.api.auth import Principal
 from gridplan.api.deps import ServiceDep, require
+from gridplan.api.schemas import content, errors
 from gridplan.api.web import maps_home_page
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/maps", tags=["maps"])
+router = APIRouter(
+    prefix="/maps",
+    tags=["maps"],
+    responses={
+        **errors(400, 401, 403, 404, 422),
+        **content("text/html", "(browsers without a session: to /signin)", 303),
+    },
+)
 
+_MEDIA_TYPES = ("text/html", "application/json", "image/png", "text/css", "text/javascript")
 _MAP_FILE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}\.(?:html|json|png|css|js)$")
 
 
@@ -45,7 +54,16 @@ def maps_home(p: Annotated[Principal, require("maps:read")], service: ServiceDep
     return HTMLResponse(maps_home_page(entries, user=p.name, role=p.role))
 
 
-@router.get("/{name:path}")
+@router.get(
+    "/{name:path}",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "a published file",
+            "content": {t: {"schema": {"type": "string"}} for t in _MEDIA_TYPES},
+        }
+    },
+)
 def map_file(name: str, _: Annotated[Principal, require("maps:read")], service: ServiceDep) -> FileResponse:
     """One published map file (read-only)."""
     return FileResponse(_map_file(service.maps_dir, name))

@@ -11,13 +11,14 @@ from fastapi.responses import JSONResponse, Response
 from gridplan.api.auth import Principal
 from gridplan.api.deps import ServiceDep, require
 from gridplan.api.routes.uploads import store_upload
+from gridplan.api.schemas import content, errors
 from gridplan.api.service import Service
 from gridplan.api.tasks import reimport_task, start_job
 from gridplan.store.meta import PlanConflictError
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/plans", tags=["plans"])
+router = APIRouter(prefix="/plans", tags=["plans"], responses=errors(401, 403, 404, 413, 422))
 
 
 @router.get("")
@@ -39,7 +40,11 @@ def plan_summary(
     return service.plans.summary(plan_id)
 
 
-@router.get("/{plan_id}/grids")
+@router.get(
+    "/{plan_id}/grids",
+    response_class=Response,
+    responses=content("application/geo+json", "a page of base grids: GeoJSON FeatureCollection"),
+)
 def plan_grids(
     plan_id: str,
     _: Annotated[Principal, require("plans:read")],
@@ -104,7 +109,7 @@ def _conflict(service: Service, plan_id: str) -> JSONResponse | None:
     return JSONResponse(body, status_code=409)
 
 
-@router.post("/{plan_id}/reimport", status_code=202)
+@router.post("/{plan_id}/reimport", status_code=202, responses=errors(409))
 def reimport(
     plan_id: str,
     file: Annotated[UploadFile, File()],

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from gridplan.api.auth import LoginThrottledError, Principal, issue_token, verify_secret
 from gridplan.api.deps import ServiceDep, current_principal
+from gridplan.api.schemas import errors
 from gridplan.api.service import Service
 from gridplan.errors import AuthError
 
@@ -93,7 +94,7 @@ def open_session(
     return session, expires, name, role
 
 
-@router.post("/login", response_model=LoginResponse)
+@router.post("/login", response_model=LoginResponse, responses=errors(401, 413, 422, 429))
 def login(body: LoginRequest, request: Request, service: ServiceDep) -> LoginResponse:
     """Exchange user name + password, or an API token, for a session bearer token."""
     address = request.client.host if request.client else "-"
@@ -103,7 +104,7 @@ def login(body: LoginRequest, request: Request, service: ServiceDep) -> LoginRes
     return LoginResponse(access_token=token, expires_at=expires, role=role, user=name)
 
 
-@router.get("/me")
+@router.get("/me", responses=errors(401, 403))
 def me(p: Annotated[Principal, Depends(current_principal)]) -> dict[str, Any]:
     """Who the token belongs to."""
     return {"user": p.name, "role": p.role, "token_id": p.token_id, "expires_at": p.expires_at}

@@ -25,6 +25,7 @@ from gridplan.api.auth import Principal
 from gridplan.api.deps import ServiceDep, current_principal
 from gridplan.api.guard import CSRF_COOKIE, SESSION_COOKIE, is_https, own_origin
 from gridplan.api.routes.session import open_session
+from gridplan.api.schemas import errors, html_pages
 from gridplan.api.web import safe_next, signin_page
 from gridplan.errors import NotFoundError
 
@@ -39,7 +40,9 @@ def root() -> RedirectResponse:
     return RedirectResponse("/maps/", status_code=303)
 
 
-@router.get("/signin", response_class=HTMLResponse, summary="Sign-in page (Chinese, English)")
+@router.get(
+    "/signin", response_class=HTMLResponse, summary="Sign-in page (Chinese, English)", responses=errors(422)
+)
 def signin_form(next: str = "/maps/") -> HTMLResponse:
     """Serve the sign-in page: user name + password, or an access token."""
     return HTMLResponse(signin_page(next_url=next))
@@ -60,7 +63,7 @@ def _set_session_cookies(response: Response, request: Request, token: str, expir
     "/signin",
     response_class=HTMLResponse,
     status_code=303,
-    responses={401: {"description": "wrong credentials (the page again)"}, 403: {}, 429: {}},
+    responses={**html_pages(401, 422, 429), **errors(403, 413)},
 )
 def signin(
     request: Request,
@@ -92,7 +95,7 @@ def signin(
     return response
 
 
-@router.post("/signout", status_code=303, response_class=RedirectResponse)
+@router.post("/signout", status_code=303, response_class=RedirectResponse, responses=errors(401, 403))
 def signout(p: Annotated[Principal, Depends(current_principal)], service: ServiceDep) -> Response:
     """End the session (revoked at once) and clear its cookies; an API token is left as it is."""
     if p.kind == "session":
