@@ -35,7 +35,7 @@ from gridplan.api.auth import SessionTimes, TokenVerifier, create_user_token
 from gridplan.api.guard import AuthGuard
 from gridplan.api.jobs import JobRunner
 from gridplan.api.middleware import BodyLimit, SecurityHeaders, csp_for
-from gridplan.api.routes import admin, jobs, maps, plans, session, uploads, web
+from gridplan.api.routes import admin, analyses, jobs, maps, plans, session, uploads, web
 from gridplan.api.schemas import scrub_paths
 from gridplan.api.service import Service
 from gridplan.api.uploads import UploadLimits
@@ -55,7 +55,16 @@ PUBLIC_PATHS = frozenset(
 #: Prefixes anyone may reach: the offline Swagger UI's own files.
 PUBLIC_PREFIXES = ("/docs/static/",)
 #: The routers, in the order their routes are matched and listed in ``/openapi.json``.
-ROUTERS = (session.router, web.router, admin.router, plans.router, uploads.router, jobs.router, maps.router)
+ROUTERS = (
+    session.router,
+    web.router,
+    admin.router,
+    plans.router,
+    uploads.router,
+    analyses.router,
+    jobs.router,
+    maps.router,
+)
 
 _FALLBACK_DOCS = """<!doctype html><html><head><meta charset="utf-8"><title>gridplan API</title></head>
 <body><h1>gridplan API</h1><p>Machine-readable description: <a href="/openapi.json">/openapi.json</a></p>

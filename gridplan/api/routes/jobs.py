@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from gridplan.api.auth import Principal
 from gridplan.api.deps import ServiceDep, require
-from gridplan.api.schemas import content, errors, scrub_paths
+from gridplan.api.schemas import errors, scrub_paths
 from gridplan.api.service import Service
 from gridplan.api.tasks import geocode_task, merge_task, start_job
 from gridplan.errors import InputError, NotFoundError
@@ -27,6 +27,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=errors(401, 403, 404, 413, 422))
 
+_RESULT_TYPES = {".csv": "text/csv", ".tif": "image/tiff", ".gpkg": "application/geopackage+sqlite3"}
 _ID = re.compile(r"^[a-f0-9]{16}$")
 
 
@@ -163,7 +164,14 @@ def get_job(
 
 
 @router.get(
-    "/{job_id}/result", response_class=FileResponse, responses=content("text/csv", "the result file (CSV)")
+    "/{job_id}/result",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "the result file: CSV (geocode), GeoTIFF (heatmap), GeoPackage (others)",
+            "content": {t: {"schema": {"type": "string"}} for t in _RESULT_TYPES.values()},
+        }
+    },
 )
 def job_result(
     job_id: str, p: Annotated[Principal, require("results:read")], service: ServiceDep
@@ -176,4 +184,7 @@ def job_result(
     path = service.data_dir / "results" / Path(name).name
     if not path.is_file():
         raise NotFoundError(f"result of job {job_id} is no longer available")
-    return FileResponse(path, media_type="text/csv; charset=utf-8", filename=f"geocoded-{job_id}.csv")
+    media = _RESULT_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    if path.suffix.lower() == ".csv":
+        return FileResponse(path, media_type="text/csv; charset=utf-8", filename=f"geocoded-{job_id}.csv")
+    return FileResponse(path, media_type=media, filename=f"{job['kind']}-{job_id}{path.suffix.lower()}")
