@@ -84,7 +84,7 @@ def test_failed_plan_save_rolls_back_every_table(
     meta, repo = pg
     plan = read_plan(small_plan)
 
-    def boom(row: dict, *, conn: object = None) -> None:
+    def boom(row: dict, **kw: object) -> None:
         raise sa.exc.OperationalError("INSERT", {}, Exception("disk full"))
 
     monkeypatch.setattr(meta, "register_plan", boom)
@@ -101,7 +101,7 @@ def test_failed_plan_save_in_workspace_leaves_no_file(
     repo = PlanRepository(meta, root=tmp_path / "ws")
     plan = read_plan(small_plan)
 
-    def boom(row: dict, *, conn: object = None) -> None:
+    def boom(row: dict, **kw: object) -> None:
         raise RuntimeError("registry unavailable")
 
     monkeypatch.setattr(meta, "register_plan", boom)

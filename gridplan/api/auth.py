@@ -3,9 +3,15 @@
 Secrets (passwords and tokens) are stored as ``scrypt$<n>$<r>$<p>$<salt>$<hash>`` with a random
 16-byte salt per secret, and compared with :func:`hmac.compare_digest`.  A token is
 ``gp_<token_id>_<secret>``: the id finds the row, the secret is checked against the hash, so a
-lookup never scans hashes.  Because scrypt is slow on purpose, a verified token is remembered in
-process for :data:`CACHE_S` seconds (keyed by a SHA-256 of the token, never the token itself);
-revoking through the API clears that cache.  Nothing here logs a secret.
+lookup never scans hashes.  Because scrypt is slow on purpose, a token whose secret matched is
+remembered in process for :data:`CACHE_S` seconds (keyed by a SHA-256 of the token, never the token
+itself) — only the secret check is cached: the token's row, its user and, for a session, the token
+it was made from are read again at every request, so revocation, expiry and deactivation end a
+token (and every session made from it) at its next request, in every server process.
+
+A session (``POST /login``, the browser sign-in) is bound to its grant: it expires with the API
+token it came from, at its absolute lifetime, or after ``session_idle_s`` without a request.
+Nothing here logs a secret.
 """
 
 from __future__ import annotations
@@ -14,11 +20,13 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import math
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from gridplan._clock import utc_now
 from gridplan.errors import AuthError, InputError
@@ -27,7 +35,9 @@ from gridplan.store.meta import ROLES, MetaStore, Role
 __all__ = [
     "PERMISSIONS",
     "LoginThrottle",
+    "LoginThrottledError",
     "Principal",
+    "SessionTimes",
     "TokenVerifier",
     "create_user_token",
     "hash_secret",
@@ -51,9 +61,10 @@ Permission = Literal[
     "admin",
 ]
 
-#: Role → permissions.  A leader only reads summaries and published maps; admin may do anything.
+#: Role → permissions (README's role table says the same; tests/test_service_roles.py checks both).
+#: A leader reads published maps only; admin may do anything.
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    "leader": frozenset({"plans:summary", "maps:read"}),
+    "leader": frozenset({"maps:read"}),
     "analyst": frozenset(
         {"plans:summary", "plans:read", "maps:read", "jobs:read", "analysis:run", "results:read"}
     ),
@@ -129,13 +140,33 @@ class Principal:
 
 
 def issue_token(
-    meta: MetaStore, user_name: str, *, kind: str = "api", ttl_s: float, label: str | None = None
+    meta: MetaStore,
+    user_name: str,
+    *,
+    kind: str = "api",
+    ttl_s: float,
+    label: str | None = None,
+    parent: Principal | None = None,
 ) -> tuple[str, dt.datetime]:
-    """Create a token for *user_name*; store only its hash; return ``(token, expires_at)``."""
+    """Create a token for *user_name*; store only its hash; return ``(token, expires_at)``.
+
+    A session made from an API token (*parent*) never outlives it: its expiry is the earlier of
+    *ttl_s* from now and the parent's expiry.
+    """
     token_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     expires = utc_now() + dt.timedelta(seconds=ttl_s)
-    meta.add_token(token_id, user_name, hash_secret(secret), kind=kind, expires_at=expires, label=label)
+    if parent is not None:
+        expires = min(expires, parent.expires_at)
+    meta.add_token(
+        token_id,
+        user_name,
+        hash_secret(secret),
+        kind=kind,
+        expires_at=expires,
+        label=label,
+        parent_token_id=parent.token_id if parent is not None else None,
+    )
     return f"gp_{token_id}_{secret}", expires
 
 
@@ -154,79 +185,152 @@ def create_user_token(
     return token, token.split("_", 2)[1], expires
 
 
-class LoginThrottle:
-    """Refuse logins for a name after *max_failures* failed attempts within *window_s* seconds."""
+@dataclass(frozen=True)
+class SessionTimes:
+    """How long a session lives: *ttl_s* at most from sign-in, *idle_s* at most between requests."""
 
-    def __init__(self, *, max_failures: int = 10, window_s: float = 300.0) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self._failures: dict[str, list[float]] = {}
+    ttl_s: float = 12 * 3600.0
+    idle_s: float = 1800.0
+
+
+class LoginThrottle:
+    """Back off password guessing per (user name, client address), without locking anyone out.
+
+    The first *free* failures of a key cost nothing; after that each attempt must wait
+    ``base_s * 2**(failures - free)`` seconds (at most *max_s*) since the last failure, else
+    ``check`` raises :class:`LoginThrottledError` with the seconds left.  Keys are per address, so wrong
+    guesses from one machine never block the real user signing in from another; a success, or
+    *forget_s* without failures, clears the key.
+    """
+
+    def __init__(
+        self,
+        *,
+        free: int = 5,
+        base_s: float = 1.0,
+        max_s: float = 300.0,
+        forget_s: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.free, self.base_s, self.max_s, self.forget_s = free, base_s, max_s, forget_s
+        self.clock = clock
+        self._failures: dict[tuple[str, str], tuple[int, float]] = {}
         self._lock = threading.Lock()
 
-    def _recent(self, key: str, now: float) -> list[float]:
-        times = [t for t in self._failures.get(key, []) if now - t < self.window_s]
-        if times:
-            self._failures[key] = times
-        else:
-            self._failures.pop(key, None)
-        return times
-
-    def check(self, key: str) -> None:
-        """Raise ``AuthError`` while *key* is locked out."""
+    def wait_s(self, key: tuple[str, str]) -> float:
+        """Seconds *key* must still wait before its next attempt (0: it may try now)."""
         with self._lock:
-            if len(self._recent(key, time.monotonic())) >= self.max_failures:
-                raise AuthError("too many failed logins; wait a few minutes")
+            count, last = self._failures.get(key, (0, 0.0))
+            now = self.clock()
+            if count and now - last > self.forget_s:
+                self._failures.pop(key, None)
+                return 0.0
+            if count < self.free:
+                return 0.0
+            delay = min(self.max_s, self.base_s * 2 ** (count - self.free))
+            return max(0.0, delay - (now - last))
 
-    def failed(self, key: str) -> None:
+    def check(self, key: tuple[str, str]) -> None:
+        """Raise :class:`LoginThrottledError` while *key* must wait."""
+        wait = self.wait_s(key)
+        if wait > 0:
+            raise LoginThrottledError(
+                f"too many failed logins; try again in {math.ceil(wait)} s", retry_after=wait
+            )
+
+    def failed(self, key: tuple[str, str]) -> None:
         """Record a failed attempt for *key*."""
         with self._lock:
-            self._recent(key, time.monotonic())
-            self._failures.setdefault(key, []).append(time.monotonic())
+            if len(self._failures) > 100_000:  # bounded memory under a spray of names/addresses
+                cutoff = self.clock() - self.forget_s
+                self._failures = {k: v for k, v in self._failures.items() if v[1] > cutoff}
+            count, _ = self._failures.get(key, (0, 0.0))
+            self._failures[key] = (count + 1, self.clock())
 
-    def succeeded(self, key: str) -> None:
+    def succeeded(self, key: tuple[str, str]) -> None:
         """Forget the failures of *key*."""
         with self._lock:
             self._failures.pop(key, None)
 
 
-class TokenVerifier:
-    """Turns a bearer token into a :class:`Principal` (``AuthError`` when it is not valid)."""
+class LoginThrottledError(AuthError):
+    """A login attempt that must wait ``retry_after`` seconds."""
 
-    def __init__(self, meta: MetaStore) -> None:
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TokenVerifier:
+    """Turns a bearer token into a :class:`Principal` (``AuthError`` when it is not valid).
+
+    Parameters
+    ----------
+    meta
+        The metadata store holding the token hashes.
+    session_idle_s
+        A session unused for this long ends (it is revoked at its next request).
+
+    """
+
+    def __init__(self, meta: MetaStore, *, session_idle_s: float = 1800.0) -> None:
         self.meta = meta
-        self._cache: dict[str, tuple[float, Principal]] = {}
+        self.session_idle_s = session_idle_s
+        self._cache: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
     def forget(self, token_id: str | None = None) -> None:
-        """Drop cached verifications (of one token id, or all)."""
+        """Drop cached secret checks (of one token id, or all)."""
         with self._lock:
             if token_id is None:
                 self._cache.clear()
             else:
-                for key in [k for k, (_, p) in self._cache.items() if p.token_id == token_id]:
+                for key in [k for k, (_, tid) in self._cache.items() if tid == token_id]:
                     del self._cache[key]
 
-    def verify(self, token: str) -> Principal:
-        """Check *token*: known id, right secret, not revoked, not expired, user active."""
+    def _checked_id(self, token: str) -> tuple[str, dict[str, Any]]:
+        """Return the token id and row of *token* once its secret matches (the scrypt check is cached)."""
         key = hashlib.sha256(token.encode()).hexdigest()
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
-        if hit and hit[0] > now and hit[1].expires_at > utc_now():
-            return hit[1]
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != "gp" or not parts[1] or not parts[2]:
             raise AuthError("malformed token")
         row = self.meta.get_token(parts[1])
-        if row is None or not verify_secret(parts[2], row["token_hash"]):
+        if row is None:
             raise AuthError("invalid token")
+        if not (hit and hit[0] > now and hit[1] == parts[1]):
+            if not verify_secret(parts[2], row["token_hash"]):
+                raise AuthError("invalid token")
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+                self._cache[key] = (now + CACHE_S, parts[1])
+        return parts[1], row
+
+    def verify(self, token: str) -> Principal:
+        """Check *token*: known id, right secret, not revoked, not expired, user active.
+
+        A session must also still have its grant: the API token it was made from neither revoked
+        nor expired, and a request within ``session_idle_s`` of the previous one.
+        """
+        token_id, row = self._checked_id(token)
+        now = utc_now()
         if row["revoked"] or not row["active"]:
             raise AuthError("token revoked")
-        if row["expires_at"] <= utc_now():
+        if row["expires_at"] <= now:
             raise AuthError("token expired; log in again")
-        principal = Principal(row["user_name"], row["role"], row["token_id"], row["expires_at"], row["kind"])
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
-            self._cache[key] = (now + CACHE_S, principal)
-        return principal
+        if row["kind"] == "session":
+            if row["parent_revoked"]:
+                raise AuthError("session ended: the token it was made from was revoked")
+            if row["parent_expires_at"] is not None and row["parent_expires_at"] <= now:
+                raise AuthError("session ended: the token it was made from expired")
+            seen = row.get("last_seen_at") or row["created_at"]
+            idle = (now - seen).total_seconds()
+            if idle > self.session_idle_s:
+                self.meta.revoke_token(token_id)
+                raise AuthError("session ended after inactivity; sign in again")
+            if idle > min(60.0, self.session_idle_s / 10):
+                self.meta.touch_token(token_id)
+        return Principal(row["user_name"], row["role"], token_id, row["expires_at"], row["kind"])

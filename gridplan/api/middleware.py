@@ -4,7 +4,8 @@
   streaming (a client may lie about the length or send none);
 * :class:`SecurityHeaders` adds a Content-Security-Policy without remote sources (:func:`csp_for`
   allows the one tile host of ``tile_url``, if any), ``nosniff``, ``frame-ancestors 'none'``,
-  no-referrer and no-store to every response.
+  a same-origin referrer policy (nothing leaves for other sites; our own forms keep their
+  ``Origin``, which the CSRF check reads) and no-store to every response.
 """
 
 from __future__ import annotations
@@ -41,11 +42,16 @@ def csp_for(tile_url: str | None) -> str:
 
 
 class BodyLimit:
-    """Refuse request bodies over *max_bytes* with 413, by header and while streaming."""
+    """Refuse request bodies over the cap with 413, by header and while streaming.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    File uploads (``multipart/form-data``) may carry *max_bytes*; every other body (JSON, a
+    sign-in form) at most *small_bytes*, so nothing large is parsed as JSON.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, small_bytes: int = 1 << 20) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.small_bytes = min(small_bytes, max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer 413 before the app runs, or pass a *receive* that stops at the cap."""
@@ -54,14 +60,14 @@ class BodyLimit:
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
+        multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+        cap = self.max_bytes if multipart else self.small_bytes
+        what = "the upload limit" if multipart else "the limit for a non-file body"
         too_big = JSONResponse(
-            {
-                "detail": f"request body over the upload limit of {self.max_bytes} bytes (max_upload_mb)",
-                "error": "UploadTooLarge",
-            },
+            {"detail": f"request body over {what} of {cap} bytes (max_upload_mb)", "error": "UploadTooLarge"},
             status_code=413,
         )
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+        if length is not None and length.isdigit() and int(length) > cap:
             await too_big(scope, receive, send)
             return
         seen = 0
@@ -71,18 +77,16 @@ class BodyLimit:
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > cap:
                     # FastAPI turns errors while reading a body into 400, except HTTPException
-                    raise HTTPException(
-                        413, f"request body over the upload limit of {self.max_bytes} bytes (max_upload_mb)"
-                    )
+                    raise HTTPException(413, f"request body over {what} of {cap} bytes (max_upload_mb)")
             return msg
 
         await self.app(scope, limited, send)
 
 
 class SecurityHeaders:
-    """Add CSP (no remote sources), ``nosniff``, frame denial and no-referrer to every response."""
+    """Add CSP (no remote sources), ``nosniff``, frame denial, same-origin referrer, no-store."""
 
     def __init__(self, app: ASGIApp, *, csp: str) -> None:
         self.app = app
@@ -90,7 +94,7 @@ class SecurityHeaders:
             (b"content-security-policy", csp.encode()),
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"no-referrer"),
+            (b"referrer-policy", b"same-origin"),  # no-referrer would make Origin "null"
             (b"cache-control", b"no-store"),
         ]
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gridplan.api.auth import LoginThrottle, TokenVerifier
+from gridplan.api.auth import LoginThrottle, SessionTimes, TokenVerifier
 from gridplan.api.jobs import JobRunner
 from gridplan.api.uploads import UploadLimits
 from gridplan.settings import Settings
@@ -28,6 +28,6 @@ class Service:
     maps_dir: Path
     limits: UploadLimits
     settings: Settings
-    session_ttl_s: float = 12 * 3600
+    sessions: SessionTimes = field(default_factory=SessionTimes)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -46,7 +46,10 @@ def reimport_task(service: Service, owner: str, params: dict[str, Any], progress
     new = reimport_base_grids(parent, up["path"])
     progress(0.9, "storing the new version")
     source = meta.get_plan(params["plan_id"])["source_upload"]
-    plan_id = repo.save(new, source_upload=source, created_by=owner)
+    # optimistic concurrency: unless branching on purpose, the parent must still have no child
+    plan_id = repo.save(
+        new, source_upload=source, created_by=owner, sole_child=not params.get("branch", False)
+    )
     return {"plan_id": plan_id, "parent_id": params["plan_id"], "href": f"/plans/{plan_id}"}
 
 

@@ -21,12 +21,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from gridplan._clock import utc_now
-from gridplan.errors import InputError, NotFoundError, StoreError
+from gridplan.errors import GridplanError, InputError, NotFoundError, StoreError
 from gridplan.store.base import check_layer_name, engine_url, is_postgres_url
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JOB_STATES", "ROLES", "MetaStore", "Role", "is_postgres_url"]
+__all__ = ["JOB_STATES", "ROLES", "MetaStore", "PlanConflictError", "Role", "is_postgres_url"]
 
 #: Roles a user can hold (PRODUCT §3.8).
 #: Who a user is to the service (DESIGN.md's role matrix).
@@ -34,6 +34,20 @@ Role = Literal["planner", "analyst", "leader", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
 #: Job life cycle.
 JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed")
+
+
+class PlanConflictError(GridplanError):
+    """A new version of *parent_id* when it already has a newer child (*newer_id*): HTTP 409."""
+
+    http_status = 409
+
+    def __init__(self, parent_id: str, newer_id: str | None, *, pending_job: str | None = None) -> None:
+        what = f"version {newer_id}" if newer_id else f"version being made by job {pending_job}"
+        super().__init__(
+            f"plan {parent_id} already has a newer {what}; re-import onto the newer version, "
+            "or send branch=true to branch on purpose"
+        )
+        self.parent_id, self.newer_id, self.pending_job = parent_id, newer_id, pending_job
 
 
 def _tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
@@ -59,6 +73,9 @@ def _tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         sa.Column("created_at", ts, nullable=False),
         sa.Column("expires_at", ts, nullable=False),
         sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+        # a session is bound to the API token it was made from (NULL: from a password)
+        sa.Column("parent_token_id", sa.String(32)),
+        sa.Column("last_seen_at", ts),
     )
     plans = sa.Table(
         "gp_plans",
@@ -143,8 +160,21 @@ class MetaStore:
                 )
             self.metadata, self.t = _tables(self.schema)
             self.metadata.create_all(self.engine)
+            self._add_missing_columns()
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the metadata store: {exc.__class__.__name__}") from exc
+
+    def _add_missing_columns(self) -> None:
+        """Add the columns newer versions define to tables an older version created."""
+        inspector = sa.inspect(self.engine)
+        for table in self.t.values():
+            have = {c["name"] for c in inspector.get_columns(table.name, schema=self.schema)}
+            for col in table.columns:
+                if col.name not in have:
+                    name = f'"{self.schema}"."{table.name}"' if self.schema else f'"{table.name}"'
+                    kind = col.type.compile(dialect=self.engine.dialect)
+                    with self.engine.begin() as conn:
+                        conn.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{col.name}" {kind}'))
 
     def close(self) -> None:
         """Dispose of the connection pool."""
@@ -209,8 +239,10 @@ class MetaStore:
         kind: str,
         expires_at: dt.datetime,
         label: str | None = None,
+        parent_token_id: str | None = None,
     ) -> None:
-        """Store the *hash* of a new token."""
+        """Store the *hash* of a new token (a session names the token it was made from)."""
+        now = utc_now()
         self._insert(
             "tokens",
             token_id=token_id,
@@ -218,22 +250,49 @@ class MetaStore:
             token_hash=token_hash,
             kind=kind,
             label=label,
-            created_at=utc_now(),
+            created_at=now,
             expires_at=expires_at,
             revoked=False,
+            parent_token_id=parent_token_id,
+            last_seen_at=now,
         )
 
     def get_token(self, token_id: str) -> dict[str, Any] | None:
-        """Token row joined with its user's role and active flag, or ``None``."""
+        """Token row with its user's role and active flag and its parent token's state, or ``None``.
+
+        ``parent_revoked`` / ``parent_expires_at`` are those of the token a session was made
+        from (``parent_revoked`` is true when that token no longer exists).
+        """
         t, u = self.t["tokens"], self.t["users"]
+        parent = t.alias("parent")
         q = (
-            sa.select(t, u.c.role, u.c.active)
+            sa.select(
+                t,
+                u.c.role,
+                u.c.active,
+                parent.c.revoked.label("parent_revoked_flag"),
+                parent.c.expires_at.label("parent_expires_at"),
+                parent.c.token_id.label("parent_found"),
+            )
             .join(u, u.c.name == t.c.user_name)
+            .outerjoin(parent, parent.c.token_id == t.c.parent_token_id)
             .where(t.c.token_id == token_id)
         )
         with self.engine.connect() as conn:
             row = conn.execute(q).first()
-        return _row(row) if row else None
+        if row is None:
+            return None
+        out = _row(row)
+        found = out.pop("parent_found")
+        flag = out.pop("parent_revoked_flag")
+        out["parent_revoked"] = bool(out["parent_token_id"]) and (found is None or bool(flag))
+        return out
+
+    def touch_token(self, token_id: str) -> None:
+        """Record that a session was used now (its idle timeout restarts)."""
+        t = self.t["tokens"]
+        with self.engine.begin() as conn:
+            conn.execute(t.update().where(t.c.token_id == token_id).values(last_seen_at=utc_now()))
 
     def list_tokens(self) -> list[dict[str, Any]]:
         """Token ids, owners and dates (never the hashes)."""
@@ -243,11 +302,12 @@ class MetaStore:
             return [_row(r) for r in conn.execute(sa.select(*cols).order_by(t.c.created_at))]
 
     def revoke_token(self, token_id: str) -> None:
-        """Revoke one token (``NotFoundError`` if unknown)."""
+        """Revoke one token and the sessions made from it (``NotFoundError`` if unknown)."""
         t = self.t["tokens"]
         with self.engine.begin() as conn:
             if not conn.execute(t.update().where(t.c.token_id == token_id).values(revoked=True)).rowcount:
                 raise NotFoundError(f"token {token_id!r} does not exist")
+            conn.execute(t.update().where(t.c.parent_token_id == token_id).values(revoked=True))
 
     def purge_expired_tokens(self) -> int:
         """Delete tokens that expired more than a day ago; return how many."""
@@ -256,13 +316,37 @@ class MetaStore:
             return conn.execute(t.delete().where(t.c.expires_at < utc_now() - dt.timedelta(days=1))).rowcount
 
     # -- plans --------------------------------------------------------------------------------
-    def register_plan(self, row: dict[str, Any], *, conn: Connection | None = None) -> None:
-        """Insert a plan registry row (inside *conn*'s transaction when given)."""
-        if conn is not None:
-            conn.execute(self.t["plans"].insert().values(**row))
+    def register_plan(
+        self, row: dict[str, Any], *, conn: Connection | None = None, sole_child: bool = False
+    ) -> None:
+        """Insert a plan registry row (inside *conn*'s transaction when given).
+
+        With *sole_child*, the row's parent must not have a child yet: checked in the same
+        transaction (under a transaction-scoped advisory lock on PostgreSQL), else
+        :class:`PlanConflictError` — two writers editing one version never both become its child.
+        """
+        if conn is None:
+            with self.engine.begin() as c:
+                self.register_plan(row, conn=c, sole_child=sole_child)
             return
-        with self.engine.begin() as c:
-            c.execute(self.t["plans"].insert().values(**row))
+        parent = row.get("parent_id")
+        if sole_child and parent:
+            if self.is_postgres:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:p))"), {"p": f"plan:{parent}"})
+            p = self.t["plans"]
+            newer = conn.execute(
+                sa.select(p.c.plan_id).where(p.c.parent_id == parent).order_by(p.c.created_at.desc())
+            ).first()
+            if newer is not None:
+                raise PlanConflictError(parent, newer[0])
+        conn.execute(self.t["plans"].insert().values(**row))
+
+    def children_of(self, plan_id: str) -> list[dict[str, Any]]:
+        """Registry rows of the plans made from *plan_id*, newest first."""
+        p = self.t["plans"]
+        q = sa.select(p).where(p.c.parent_id == plan_id).order_by(p.c.created_at.desc(), p.c.plan_id)
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(q)]
 
     def list_plans(self) -> list[dict[str, Any]]:
         """List registered plans, newest first."""
@@ -340,6 +424,16 @@ class MetaStore:
             q = q.where(j.c.owner == owner)
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(q)]
+
+    def unfinished_jobs(self, kind: str) -> list[dict[str, Any]]:
+        """Queued or running jobs of *kind*, with their ``params`` decoded."""
+        j = self.t["jobs"]
+        q = sa.select(j.c.job_id, j.c.owner, j.c.params_json).where(
+            j.c.kind == kind, j.c.state.in_(("queued", "running"))
+        )
+        with self.engine.connect() as conn:
+            rows = [_row(r) for r in conn.execute(q)]
+        return [{**r, "params": json.loads(r.pop("params_json"))} for r in rows]
 
     def fail_unfinished_jobs(self, message: str) -> int:
         """Mark jobs left queued/running by a previous process as failed; return how many."""

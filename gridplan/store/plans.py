@@ -68,8 +68,20 @@ class PlanRepository:
             self.dir.mkdir(parents=True, exist_ok=True)
 
     # -- writing ------------------------------------------------------------------------------
-    def save(self, plan: Plan, *, source_upload: str | None = None, created_by: str | None = None) -> str:
-        """Store *plan* and register it, all or nothing; return its id."""
+    def save(
+        self,
+        plan: Plan,
+        *,
+        source_upload: str | None = None,
+        created_by: str | None = None,
+        sole_child: bool = False,
+    ) -> str:
+        """Store *plan* and register it, all or nothing; return its id.
+
+        With *sole_child*, refuse (:class:`~gridplan.store.meta.PlanConflictError`, nothing
+        stored) when the plan's parent already has another child: optimistic concurrency for
+        edits of one version; without it, the new plan may branch.
+        """
         plan_id = check_plan_id(plan.meta.plan_id)
         row: dict[str, Any] = {
             "plan_id": plan_id,
@@ -99,7 +111,7 @@ class PlanRepository:
             path = self.dir / f"{plan_id}.gpkg"
             write_plan(plan, path)
             try:
-                self.meta.register_plan({**row, "storage": path.name})
+                self.meta.register_plan({**row, "storage": path.name}, sole_child=sole_child)
             except Exception:
                 path.unlink(missing_ok=True)
                 raise
@@ -122,7 +134,7 @@ class PlanRepository:
                         pd.DataFrame(frame).to_sql(
                             table, conn, schema=self.schema, if_exists="fail", index=False
                         )
-                self.meta.register_plan({**row, "storage": prefix}, conn=conn)
+                self.meta.register_plan({**row, "storage": prefix}, conn=conn, sole_child=sole_child)
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"storing plan {plan_id} failed and was rolled back: {exc}"[:300]) from exc
         return plan_id
@@ -168,8 +180,8 @@ class PlanRepository:
         if self.dir is not None:
             path = self.dir / row["storage"]
             total = int(pyogrio.read_info(path, layer="base_grids")["features"])
-            if offset >= total:
-                gdf = pyogrio.read_dataframe(path, layer="base_grids", max_features=0)
+            if offset >= total:  # past the end: an empty page (max_features=0 would mean "all")
+                gdf = pyogrio.read_dataframe(path, layer="base_grids", max_features=1).iloc[:0]
             else:
                 gdf = pyogrio.read_dataframe(
                     path, layer="base_grids", skip_features=offset, max_features=limit

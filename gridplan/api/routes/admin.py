@@ -10,11 +10,12 @@ from pydantic import BaseModel, Field
 
 from gridplan.api.auth import Principal, create_user_token, hash_secret
 from gridplan.api.deps import ServiceDep, require
+from gridplan.api.schemas import errors
 from gridplan.store.meta import Role
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], responses=errors(401, 403, 404, 413, 422))
 
 _NAME = r"^[A-Za-z0-9_.@-]{1,64}$"
 Admin = Annotated[Principal, require("admin")]
@@ -28,9 +29,7 @@ class UserCreate(BaseModel):
 
 class TokenCreate(BaseModel):
     name: str = Field(..., pattern=_NAME, description="user the token belongs to (created if missing)")
-    role: Role | None = Field(
-        None, description="role of a new user (required when the user does not exist)"
-    )
+    role: Role | None = Field(None, description="role of a new user (required when the user does not exist)")
     days: float = Field(90.0, gt=0, le=3650, description="days until the token expires")
     label: str | None = Field(None, max_length=128)
 

@@ -18,14 +18,16 @@ from pydantic import BaseModel, Field
 
 from gridplan.api.auth import Principal
 from gridplan.api.deps import ServiceDep, require
+from gridplan.api.schemas import errors, scrub_paths
 from gridplan.api.service import Service
 from gridplan.api.tasks import geocode_task, merge_task, start_job
 from gridplan.errors import InputError, NotFoundError
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=errors(401, 403, 404, 413, 422))
 
+_RESULT_TYPES = {".csv": "text/csv", ".tif": "image/tiff", ".gpkg": "application/geopackage+sqlite3"}
 _ID = re.compile(r"^[a-f0-9]{16}$")
 
 
@@ -128,6 +130,8 @@ def _job_view(job: dict[str, Any]) -> dict[str, Any]:
         for k in ("job_id", "kind", "state", "progress", "message", "owner", "created_at", "updated_at")
         if k in job
     }
+    if isinstance(out.get("message"), str):
+        out["message"] = scrub_paths(out["message"])  # a failure message never shows a server path
     res = job.get("result")
     if res is not None:
         out["result"] = {k: v for k, v in res.items() if k != "file"}
@@ -159,7 +163,16 @@ def get_job(
     return view
 
 
-@router.get("/{job_id}/result")
+@router.get(
+    "/{job_id}/result",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "description": "the result file: CSV (geocode), GeoTIFF (heatmap), GeoPackage (others)",
+            "content": {t: {"schema": {"type": "string"}} for t in _RESULT_TYPES.values()},
+        }
+    },
+)
 def job_result(
     job_id: str, p: Annotated[Principal, require("results:read")], service: ServiceDep
 ) -> FileResponse:
@@ -171,4 +184,7 @@ def job_result(
     path = service.data_dir / "results" / Path(name).name
     if not path.is_file():
         raise NotFoundError(f"result of job {job_id} is no longer available")
-    return FileResponse(path, media_type="text/csv; charset=utf-8", filename=f"geocoded-{job_id}.csv")
+    media = _RESULT_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    if path.suffix.lower() == ".csv":
+        return FileResponse(path, media_type="text/csv; charset=utf-8", filename=f"geocoded-{job_id}.csv")
+    return FileResponse(path, media_type=media, filename=f"{job['kind']}-{job_id}{path.suffix.lower()}")

@@ -6,16 +6,19 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from gridplan.api.auth import Principal
 from gridplan.api.deps import ServiceDep, require
 from gridplan.api.routes.uploads import store_upload
+from gridplan.api.schemas import content, errors
+from gridplan.api.service import Service
 from gridplan.api.tasks import reimport_task, start_job
+from gridplan.store.meta import PlanConflictError
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/plans", tags=["plans"])
+router = APIRouter(prefix="/plans", tags=["plans"], responses=errors(401, 403, 404, 413, 422))
 
 
 @router.get("")
@@ -37,7 +40,11 @@ def plan_summary(
     return service.plans.summary(plan_id)
 
 
-@router.get("/{plan_id}/grids")
+@router.get(
+    "/{plan_id}/grids",
+    response_class=Response,
+    responses=content("application/geo+json", "a page of base grids: GeoJSON FeatureCollection"),
+)
 def plan_grids(
     plan_id: str,
     _: Annotated[Principal, require("plans:read")],
@@ -76,15 +83,51 @@ def plan_diff(
     }
 
 
-@router.post("/{plan_id}/reimport", status_code=202)
+def _conflict(service: Service, plan_id: str) -> JSONResponse | None:
+    """409 with the diff when *plan_id* already has a newer child (or one is being made), else None."""
+    children = service.meta.children_of(plan_id)
+    pending = [j for j in service.meta.unfinished_jobs("reimport") if j["params"].get("plan_id") == plan_id]
+    pending = [j for j in pending if not j["params"].get("branch")]
+    if not children and not pending:
+        return None
+    if children:
+        from gridplan.plans import diff_plans
+
+        newer = children[0]
+        exc = PlanConflictError(plan_id, newer["plan_id"])
+        d = diff_plans(service.plans.load(plan_id), service.plans.load(newer["plan_id"]))
+        extra = {
+            "newer_id": newer["plan_id"],
+            "newer_by": newer.get("created_by"),
+            "newer_at": newer["created_at"],
+            "diff": json.loads(json.dumps(d.summary, default=float)),
+        }
+    else:
+        exc = PlanConflictError(plan_id, None, pending_job=pending[0]["job_id"])
+        extra = {"newer_id": None, "pending_job": pending[0]["job_id"], "diff": None}
+    body = {"detail": str(exc), "error": "PlanConflictError", "parent_id": plan_id, **extra}
+    return JSONResponse(body, status_code=409)
+
+
+@router.post("/{plan_id}/reimport", status_code=202, responses=errors(409))
 def reimport(
     plan_id: str,
     file: Annotated[UploadFile, File()],
     p: Annotated[Principal, require("plans:write")],
     service: ServiceDep,
-) -> dict[str, Any]:
-    """Upload a base-grid layer edited in QGIS; a job turns it into a new plan version."""
+    branch: Annotated[
+        bool, Query(description="make a sibling version on purpose, even if the plan already has a newer one")
+    ] = False,
+) -> Any:
+    """Upload a base-grid layer edited in QGIS; a job turns it into a new version of *plan_id*.
+
+    *plan_id* is the version the edit started from.  If it already has a newer child (another
+    planner re-imported first), the answer is 409 with what that version changed, unless
+    ``branch=true``.
+    """
     service.plans.summary(plan_id)  # 404 before storing anything
+    if not branch and (conflict := _conflict(service, plan_id)) is not None:
+        return conflict
     up = store_upload(service, file, "grids", p.name)
-    params = {"plan_id": plan_id, "upload_id": up["upload_id"]}
+    params = {"plan_id": plan_id, "upload_id": up["upload_id"], "branch": branch}
     return {**start_job(service, "reimport", p.name, params, reimport_task), "upload": up}

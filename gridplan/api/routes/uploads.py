@@ -18,12 +18,13 @@ from fastapi import APIRouter, File, UploadFile
 
 from gridplan.api.auth import Principal
 from gridplan.api.deps import ServiceDep, require
+from gridplan.api.schemas import errors
 from gridplan.api.service import Service
 from gridplan.api.uploads import UploadTooLarge, ingest_cases, ingest_layers
 
 __all__ = ["router", "store_upload"]
 
-router = APIRouter(prefix="/uploads", tags=["uploads"])
+router = APIRouter(prefix="/uploads", tags=["uploads"], responses=errors(401, 403, 404, 413, 422))
 
 
 def _save_stream(upload: UploadFile, dest: Path, *, max_bytes: int) -> int:
