@@ -23,11 +23,12 @@ from fastapi.responses import HTMLResponse, Response
 
 from gridplan.api.auth import Principal
 from gridplan.api.deps import ServiceDep, require
+from gridplan.api.schemas import errors
 from gridplan.maps.escape import escape_html, js_json
 
 __all__ = ["MAX_UNITS", "router"]
 
-router = APIRouter(prefix="/plans", tags=["edits"])
+router = APIRouter(prefix="/plans", tags=["edits"], responses=errors(401, 403, 404, 413, 422))
 
 #: Most units the page draws at once (a city plan is edited one community at a time).
 MAX_UNITS = 20_000

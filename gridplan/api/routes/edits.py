@@ -22,13 +22,14 @@ from fastapi import APIRouter, Body, HTTPException
 
 from gridplan.api.auth import Principal
 from gridplan.api.deps import ServiceDep, require
+from gridplan.api.schemas import errors
 from gridplan.api.service import Service
 from gridplan.balance.edit import Consequences, EditSession, operation_from_json
 from gridplan.errors import InputError
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/plans", tags=["edits"])
+router = APIRouter(prefix="/plans", tags=["edits"], responses=errors(401, 403, 404, 409, 413, 422))
 
 _SESSIONS: OrderedDict[tuple[int, str], EditSession] = OrderedDict()
 _LOCK = threading.Lock()
