@@ -192,6 +192,7 @@ def coverage(
     """Place fixed posts: N posts covering the most demand (MCLP) or the fewest covering all (LSCP)."""
     import geopandas as gpd
 
+    from gridplan import params
     from gridplan.coverage import (
         coverage_layers,
         generated_candidates,
@@ -202,6 +203,12 @@ def coverage(
 
     if (posts is None) == (not cover_all):
         raise InputError("give exactly one of --posts N or --cover-all", field="--posts")
+    params.radius(radius_m)
+    if posts is not None:
+        params.positive_int(posts, "posts")
+    if spacing_m is not None:
+        params.radius(spacing_m, "spacing_m")
+    params.output_file(out, suffixes=(".gpkg",))
     dem, wts, dem_name = _demand(layers, demand)
     if candidates.startswith("facilities:"):
         kind = candidates.split(":", 1)[1]

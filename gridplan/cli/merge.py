@@ -38,12 +38,20 @@ def merge(
     The plan holds atomic_units, base_grids (15-digit codes, household band status),
     dept_crosswalk, dept_fit, h3_cells, qa_issues and plan_meta, in EPSG:4547.
     """
+    from gridplan import params
     from gridplan.layers import read_layers
     from gridplan.merge import merge_layers
     from gridplan.plans import write_plan
     from gridplan.settings import get_settings
 
     s = get_settings()
+    checked = params.merge_params(
+        households_min=s.households_min if households_min is None else households_min,
+        households_max=s.households_max if households_max is None else households_max,
+        min_area_m2=s.min_area_m2 if min_area_m2 is None else min_area_m2,
+        h3_res=s.h3_res if h3_res is None else h3_res,
+    )
+    params.output_file(out, suffixes=(".gpkg",))
     depts = [d for d in departments.split(",") if d.strip()] if departments else None
     with progress() as prog:
         task = prog.add_task("read layers", total=len(_STEPS))
@@ -54,10 +62,10 @@ def merge(
         layers = read_layers(layers_path)
         plan = merge_layers(
             layers, departments=depts,
-            min_area_m2=s.min_area_m2 if min_area_m2 is None else min_area_m2,
-            households_min=s.households_min if households_min is None else households_min,
-            households_max=s.households_max if households_max is None else households_max,
-            h3_res=s.h3_res if h3_res is None else h3_res,
+            min_area_m2=checked["min_area_m2"],
+            households_min=checked["households_min"],
+            households_max=checked["households_max"],
+            h3_res=checked["h3_res"],
             progress=step,
         )
         prog.update(task, description="write plan", advance=1)

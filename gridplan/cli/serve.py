@@ -29,6 +29,7 @@ _ROLE = typer.Option("--role", help="planner | analyst | leader | admin.")
 
 
 def _target(workspace: Path | None, db: str | None) -> str | Path:
+    from gridplan import params
     from gridplan.settings import get_settings
 
     if workspace is not None and db is not None:
@@ -36,9 +37,9 @@ def _target(workspace: Path | None, db: str | None) -> str | Path:
     if db is not None:
         return db
     if workspace is not None:
-        return workspace
+        return params.folder(workspace, what="workspace")
     settings = get_settings()
-    return settings.database_url or settings.workspace
+    return settings.database_url or params.folder(settings.workspace, what="workspace")
 
 
 @app.command()
@@ -63,11 +64,21 @@ def serve(
     `gridplan token create --role admin --name NAME`.  Limits come from the environment
     (GRIDPLAN_MAX_UPLOAD_MB, GRIDPLAN_MAX_UPLOAD_FEATURES).
     """
-    import uvicorn
+    from gridplan import params
+
+    try:
+        import uvicorn
+    except ImportError:
+        raise InputError(
+            "the service is not installed; install it with: pip install 'gridplan[service]'", field="serve"
+        ) from None
 
     from gridplan.api import create_app
 
     target = _target(workspace, db)
+    for path, what in ((maps, "maps"), (data, "data")):
+        if path is not None:
+            params.folder(path, what=what)
     application = create_app(target, maps_dir=maps, data_dir=data)
     console.print(f"gridplan service on http://{host}:{port} (docs /docs)")
     uvicorn.run(application, host=host, port=port, log_level=log_level)
@@ -84,9 +95,11 @@ def token_create(
     db: Annotated[str | None, _DB] = None,
 ) -> None:
     """Create an API token and print it ONCE (only its scrypt hash is stored)."""
+    from gridplan import params
     from gridplan.api.auth import create_user_token
     from gridplan.store.meta import ROLES, MetaStore
 
+    params.user_name(name, field="--name")
     if role is not None and role not in ROLES:
         raise InputError(f"unknown role {role!r}; use one of {', '.join(ROLES)}", field="--role")
     meta = MetaStore(_target(workspace, db))
@@ -159,9 +172,11 @@ def user_create(
     db: Annotated[str | None, _DB] = None,
 ) -> None:
     """Create a user who logs in with a password (stored as a salted scrypt hash)."""
+    from gridplan import params
     from gridplan.api.auth import hash_secret
     from gridplan.store.meta import MetaStore
 
+    params.user_name(name, field="--name")
     if len(password) < 10:
         raise InputError("password must have at least 10 characters", field="--password")
     meta = MetaStore(_target(workspace, db))
