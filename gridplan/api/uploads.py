@@ -246,7 +246,8 @@ def _ingest_layers(
     if ext == ".gpkg":
         found = _count_gpkg(src, filename)
         _check_features(found, filename, limits)
-        shutil.copyfile(src, out)
+        with atomic_path(out) as tmp:
+            shutil.copyfile(src, tmp)
         return out, found
     if ext in (".geojson", ".json"):
         sources = [(src, Path(filename).stem.lower())]
@@ -256,7 +257,8 @@ def _ingest_layers(
         if len(gpkgs) == 1:
             found = _count_gpkg(gpkgs[0], f"{filename}:{gpkgs[0].name}")
             _check_features(found, filename, limits)
-            shutil.copyfile(gpkgs[0], out)
+            with atomic_path(out) as tmp:
+                shutil.copyfile(gpkgs[0], tmp)
             shutil.rmtree(dest_dir / "unzipped", ignore_errors=True)
             return out, found
         sources = [(f, f.stem.lower()) for f in files if f.suffix.lower() in (".shp", ".geojson")]
@@ -316,6 +318,7 @@ def ingest_cases(src: Path, filename: str, dest_dir: Path, *, limits: UploadLimi
             f"{len(table)} rows; at most {limits.max_features} allowed (max_upload_features)", file=name
         )
     out = dest_dir / "events.csv"
-    table.to_csv(out, index=False, encoding="utf-8")
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False, encoding="utf-8")
     shutil.rmtree(dest_dir / "unzipped", ignore_errors=True)
     return out, len(table)
