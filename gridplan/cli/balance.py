@@ -81,9 +81,12 @@ def balance(
     same community (grids stay contiguous, in the household band, compact) until --target-cv.  The
     proposal is a plan version with `staff`/`workload` on base_grids plus `moves` and `metrics` tables.
     """
+    from gridplan import params
     from gridplan.balance import RebalanceOptions, load_weights, rebalance, unit_workload
     from gridplan.plans import read_plan, write_plan
 
+    params.staff_band(min_staff, max_staff, staff)
+    params.output_file(out, suffixes=(".gpkg",))
     if method not in ("webster", "hamilton"):
         raise InputError(f"unknown method {method!r}; use webster or hamilton", field="--method")
     w = load_weights(weights)
