@@ -214,6 +214,7 @@ def hotspots(
     emerging: pattern (17 ArcGIS labels), pattern_zh, trend_z, trend_p, counts, bin_history.
     yoy: level, code, name, category, year, count, count_prev, change_pct.
     """
+    from gridplan import params
     from gridplan.hotspots import (
         emerging_hotspots,
         grid_hotspot_share,
@@ -222,7 +223,6 @@ def hotspots(
     )
     from gridplan.hotspots.aggregate import LEVELS, TIME_STEPS, TimeStep
     from gridplan.hotspots.gistar import VALUES, Value
-    from gridplan import params
     from gridplan.layers import write_layers, write_table
     from gridplan.plans import read_plan
 
