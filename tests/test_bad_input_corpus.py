@@ -389,6 +389,21 @@ def test_cli_publish_of_a_3d_plan_publishes(small_plan: Path, tmp_path: Path) ->
     assert (tmp_path / "maps" / "index.html").exists()
 
 
+def test_usage_errors_are_one_line_but_help_is_still_help() -> None:
+    """The one-line usage error must not swallow ``--help`` or the help shown for no arguments."""
+    helped = CliRunner().invoke(app, ["merge", "--help"])
+    assert helped.exit_code == 0
+    assert "--households-max" in helped.stdout
+    bare = CliRunner().invoke(app, [])
+    assert "merge" in bare.stdout + bare.stderr
+    assert "error:" not in bare.stdout + bare.stderr
+    unknown = CliRunner().invoke(app, ["merge", "x.gpkg", "--out", "p.gpkg", "--no-such-option"])
+    assert unknown.exit_code == 2
+    assert unknown.stderr.strip().splitlines() == [
+        "error: No such option: --no-such-option (see 'gridplan merge --help')"
+    ]
+
+
 def test_serve_without_the_service_extra_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn → ImportError
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
