@@ -282,6 +282,12 @@ CLI_CASES: tuple[Case, ...] = (
          ("geocode", "{d}/cases.csv", "--layers", "{d}/layers.gpkg", "--out", "{d}/res"),
          lambda i: (i.copy_city(), i.file("cases.csv", "address\n东莞市\n"), (i.dir / "res").mkdir()),
          ("res", "folder")),
+    Case("geocode-no-address-column",
+         ("geocode", "{d}/cases.csv", "--layers", "{d}/layers.gpkg", "--out", "{d}/out.csv"),
+         lambda i: (i.copy_city(), i.file("cases.csv", "foo\nbar\n")), ("cases.csv", "field address")),
+    Case("reverse-geocode-no-lon-lat",
+         ("reverse-geocode", "{d}/pts.csv", "--layers", "{d}/layers.gpkg", "--out", "{d}/out.csv"),
+         lambda i: (i.copy_city(), i.file("pts.csv", "x,y\n1,2\n")), ("pts.csv", "field lon")),
     # -- names the API refuses ---------------------------------------------------------------------
     Case("token-create-bad-name",
          ("token", "create", "--name", "../../x y", "--role", "admin", "-w", "{d}/ws"),

@@ -92,6 +92,9 @@ def geocode(
 
     params.output_file(out)
     table = _read_input(input_csv)
+    if address_col not in table.columns and not {"lon", "lat"} <= set(table.columns):
+        raise InputError(f"needs an '{address_col}' column or 'lon' and 'lat' columns", file=input_csv,
+                         field=address_col)
     with progress() as prog:
         task = prog.add_task("build address index", total=max(len(table), 1))
         geocoder = _build(layers, plan)
@@ -188,6 +191,8 @@ def reverse_geocode(
     params.radius(radius_m)
     params.output_file(out)
     table = _read_input(input_csv)
+    if not {"lon", "lat"} <= set(table.columns):
+        raise InputError("needs 'lon' and 'lat' columns", file=input_csv, field="lon")
     with progress() as prog:
         task = prog.add_task("build address index", total=3)
         geocoder = _build(layers, plan)
