@@ -413,7 +413,8 @@ def test_archives_are_checked(client: TestClient, tmp_path: Path) -> None:
 
     shp = tmp_path / "shp"
     shp.mkdir()
-    gpd.GeoDataFrame({"WGBM": ["P1"], "WGMC": ["一"]}, geometry=[box(0, 0, 10, 10)], crs=4547).to_file(
+    square = box(420_000, 2_540_000, 420_010, 2_540_010)  # metres in EPSG:4547 (Dongguan)
+    gpd.GeoDataFrame({"WGBM": ["P1"], "WGMC": ["一"]}, geometry=[square], crs=4547).to_file(
         shp / "dept_police.shp", encoding="utf-8"
     )
     r = post("police.zip", _zip({f"police/{p.name}": p.read_bytes() for p in shp.iterdir()}))

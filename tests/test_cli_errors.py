@@ -88,8 +88,8 @@ def test_household_band_edges(small_city: Path, tmp_path: Path) -> None:
     )
     assert bad.exit_code == 2
     assert bad.stderr.strip().splitlines() == [
-        "error: field households_max: the household band 0-0 is empty; households_max must be at least 1 "
-        "and households_min at least 0"
+        "error: field households_max: must be at least 10 households, got 0 (the band counts households "
+        "per base grid; the guidance is 300-500)"
     ]
     assert not (tmp_path / "b.gpkg").exists()
 

@@ -21,10 +21,18 @@ import pyogrio
 
 from gridplan._atomic import atomic_path
 from gridplan.errors import InputError
+from gridplan.layers.formats import require_shapefile_parts
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["UploadLimits", "UploadTooLarge", "ingest_cases", "ingest_layers", "safe_extract"]
+__all__ = [
+    "UploadLimits",
+    "UploadTooLarge",
+    "check_city_layers",
+    "ingest_cases",
+    "ingest_layers",
+    "safe_extract",
+]
 
 LAYER_EXTS = frozenset({".gpkg", ".zip", ".geojson", ".json"})
 CASES_EXTS = frozenset({".csv", ".zip"})
@@ -199,21 +207,47 @@ def _extension(filename: str, allowed: frozenset[str], hint: str) -> str:
     return ext
 
 
+def check_city_layers(path: Path, filename: str) -> None:
+    """Read an uploaded city's layers through the one door of :func:`gridplan.layers.read_layers`.
+
+    What a merge would trip over later is refused now (HTTP 422), naming the uploaded file rather
+    than the server's copy: a layer with no features, layer names the catalog does not know (with
+    its names suggested), NaN/inf coordinates, coordinates that contradict the declared CRS.
+    """
+    from gridplan.layers import read_layers
+
+    try:
+        read_layers(path)
+    except InputError as exc:
+        raise type(exc)(exc.reason, file=filename, layer=exc.layer, row=exc.row, field=exc.field) from None
+
+
 def ingest_layers(
-    src: Path, filename: str, dest_dir: Path, *, limits: UploadLimits
+    src: Path, filename: str, dest_dir: Path, *, limits: UploadLimits, city: bool = False
 ) -> tuple[Path, dict[str, int]]:
     """Turn an uploaded layers file into ``dest_dir/layers.gpkg``.
 
     Accepts a GeoPackage, GeoJSON, or a ZIP of shapefiles / one GeoPackage; returns the new file
-    and the feature count of each layer.
+    and the feature count of each layer.  With *city* (a layers upload, not an edited grid layer)
+    the layers are also read as a merge will read them (:func:`check_city_layers`).
     """
+    out, counts = _ingest_layers(src, filename, dest_dir, limits=limits)
+    if city:
+        check_city_layers(out, filename)
+    return out, counts
+
+
+def _ingest_layers(
+    src: Path, filename: str, dest_dir: Path, *, limits: UploadLimits
+) -> tuple[Path, dict[str, int]]:
     ext = _extension(filename, LAYER_EXTS, ".gpkg, .geojson or a .zip of shapefiles")
     dest_dir.mkdir(parents=True, exist_ok=True)
     out = dest_dir / "layers.gpkg"
     if ext == ".gpkg":
         found = _count_gpkg(src, filename)
         _check_features(found, filename, limits)
-        shutil.copyfile(src, out)
+        with atomic_path(out) as tmp:
+            shutil.copyfile(src, tmp)
         return out, found
     if ext in (".geojson", ".json"):
         sources = [(src, Path(filename).stem.lower())]
@@ -223,7 +257,8 @@ def ingest_layers(
         if len(gpkgs) == 1:
             found = _count_gpkg(gpkgs[0], f"{filename}:{gpkgs[0].name}")
             _check_features(found, filename, limits)
-            shutil.copyfile(gpkgs[0], out)
+            with atomic_path(out) as tmp:
+                shutil.copyfile(gpkgs[0], tmp)
             shutil.rmtree(dest_dir / "unzipped", ignore_errors=True)
             return out, found
         sources = [(f, f.stem.lower()) for f in files if f.suffix.lower() in (".shp", ".geojson")]
@@ -233,6 +268,8 @@ def ingest_layers(
     with atomic_path(out) as tmp:
         for path, layer in sources:
             name = f"{filename}:{path.name}" if path != src else filename
+            if path.suffix.lower() == ".shp":
+                require_shapefile_parts(path, name=name)
             try:
                 n = int(pyogrio.read_info(path, force_feature_count=True)["features"])
             except Exception as exc:
@@ -281,6 +318,7 @@ def ingest_cases(src: Path, filename: str, dest_dir: Path, *, limits: UploadLimi
             f"{len(table)} rows; at most {limits.max_features} allowed (max_upload_features)", file=name
         )
     out = dest_dir / "events.csv"
-    table.to_csv(out, index=False, encoding="utf-8")
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False, encoding="utf-8")
     shutil.rmtree(dest_dir / "unzipped", ignore_errors=True)
     return out, len(table)

@@ -38,6 +38,11 @@ from rich.progress import (
 )
 from rich.text import Text
 
+try:  # Typer >= 0.20 carries its own copy of Click; its parser raises that copy's exceptions
+    from typer._click import exceptions as _cx
+except ImportError:  # pragma: no cover - older Typer on the real Click
+    from click import exceptions as _cx  # type: ignore[no-redef]
+
 from gridplan._atomic import write_text
 from gridplan._clock import compact_stamp
 from gridplan.errors import GridplanError, InputError, exit_code_for
@@ -112,8 +117,40 @@ class _Group(typer.core.TyperGroup):
         return known + sorted(set(self.commands) - set(known))
 
 
+
+class _OneLineErrors(_Group):
+    """The command group: a usage error (unknown option, value out of range) is one line too.
+
+    Click and Typer draw a usage box over several lines; a script reading stderr wants the one
+    ``error:`` line every other failure gives.  ``gridplan`` with no arguments still shows the help.
+    """
+
+    def main(  # type: ignore[override]
+        self, args: Any = None, prog_name: str | None = None, standalone_mode: bool = True, **kwargs: Any
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(args, prog_name, standalone_mode=False, **kwargs)
+        except _cx.NoArgsIsHelpError as exc:
+            typer.echo(exc.format_message(), err=True)
+            sys.exit(exc.exit_code)
+        except _cx.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "gridplan"
+            _one_line(f"{exc.format_message()} (see '{where} --help')")
+            sys.exit(exc.exit_code)
+        except _cx.ClickException as exc:
+            _one_line(exc.format_message())
+            sys.exit(exc.exit_code)
+        except (typer.Abort, getattr(_cx, "Abort", typer.Abort)):
+            _one_line("aborted")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(
     name="gridplan",
+    cls=_OneLineErrors,
     help="City grid governance: merge departmental grids, geocode, hotspots, staffing, maps.",
     no_args_is_help=True,
     add_completion=False,
@@ -121,7 +158,6 @@ app = typer.Typer(
     # Plain click help: no Rich markup read into user text ("gridplan[dask]" stays), no box drawn
     # to the terminal width, no <bool> metavar on flags; choices show as <a|b>.
     rich_markup_mode=None,
-    cls=_Group,
 )
 
 

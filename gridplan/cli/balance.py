@@ -103,10 +103,13 @@ def balance(
     --target-cv within --max-moved-pct (else the lowest CV).  The proposal is a plan version with
     `staff`/`workload` on base_grids plus `moves`, `metrics` and `proposals` tables.
     """
+    from gridplan import params
     from gridplan.balance import RebalanceOptions, load_weights, rebalance, unit_workload
     from gridplan.balance.frontier import plot_proposals
     from gridplan.plans import read_plan, write_plan
 
+    params.staff_band(min_staff, max_staff, staff)
+    params.output_file(out, suffixes=(".gpkg",))
     if method not in ("webster", "hamilton"):
         raise InputError(f"unknown method {method!r}; use webster or hamilton", field="--method")
     if not 0 <= max_moved_pct <= 100:
@@ -248,6 +251,7 @@ def coverage(
     """Place fixed posts: N posts covering the most demand (MCLP) or the fewest covering all (LSCP)."""
     import geopandas as gpd
 
+    from gridplan import params
     from gridplan.coverage import (
         coverage_layers,
         generated_candidates,
@@ -258,6 +262,12 @@ def coverage(
 
     if (posts is None) == (not cover_all):
         raise InputError("give exactly one of --posts N or --cover-all", field="--posts")
+    params.radius(radius_m)
+    if posts is not None:
+        params.positive_int(posts, "posts")
+    if spacing_m is not None:
+        params.radius(spacing_m, "spacing_m")
+    params.output_file(out, suffixes=(".gpkg",))
     dem, wts, dem_name = _demand(layers, demand)
     if candidates.startswith("facilities:"):
         kind = candidates.split(":", 1)[1]

@@ -97,12 +97,17 @@ def geocode(
     reason, located_by (address|coordinates|both), address_extra (noise, floors, rooms kept aside);
     the input lon/lat/coord_sys are kept as in_lon/in_lat/in_coord_sys.
     """
+    from gridplan import params
     from gridplan.geocode import geocode_dask
     from gridplan.geocode import rematch as rematch_rows
     from gridplan.geocode._dask import dask_client
     from gridplan.layers import write_table_csv
 
+    params.output_file(out)
     table = _read_input(input_csv)
+    if address_col not in table.columns and not {"lon", "lat"} <= set(table.columns):
+        raise InputError(f"needs an '{address_col}' column or 'lon' and 'lat' columns", file=input_csv,
+                         field=address_col)
     with progress() as prog:
         index_task = prog.add_task("build address index", total=None)  # pulses: its size is unknown
         geocoder = _build(layers, plan)
@@ -203,10 +208,15 @@ def reverse_geocode(
     ),
 ) -> None:
     """Nearest standard address within --radius-m of each point, plus grid, community and town codes."""
+    from gridplan import params
     from gridplan.geocode import reverse_geocode as reverse
     from gridplan.layers import write_table_csv
 
+    params.radius(radius_m)
+    params.output_file(out)
     table = _read_input(input_csv)
+    if not {"lon", "lat"} <= set(table.columns):
+        raise InputError("needs 'lon' and 'lat' columns", file=input_csv, field="lon")
     with progress() as prog:
         task = prog.add_task("build address index", total=3)
         geocoder = _build(layers, plan)

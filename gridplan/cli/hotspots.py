@@ -84,12 +84,15 @@ def heatmap(
     import numpy as np
     import pandas as pd
 
+    from gridplan import params
     from gridplan.hotspots import kde_density, silverman_bandwidth_m, write_cog, write_png
     from gridplan.layers.qgis_project import write_raster_style
     from gridplan.plans import read_plan
 
     if out.suffix.lower() not in (".tif", ".tiff"):
         raise InputError("the heatmap output must end in .tif", file=out)
+    params.output_file(out)
+    params.radius(cell_m, "cell_m")
     with progress() as prog:
         task = prog.add_task("read plan", total=4)
         plan = read_plan(plan_path)
@@ -220,6 +223,7 @@ def hotspots(
     emerging: pattern (17 ArcGIS labels), pattern_zh, trend_z, trend_p, counts, bin_history.
     yoy: level, code, name, category, year, count, count_prev, change_pct.
     """
+    from gridplan import params
     from gridplan.hotspots import (
         emerging_hotspots,
         grid_hotspot_share,
@@ -231,6 +235,9 @@ def hotspots(
     from gridplan.layers import write_layers, write_table
     from gridplan.plans import read_plan
 
+    params.output_file(out, suffixes=(".gpkg",))
+    if distance_band_m is not None:
+        params.radius(distance_band_m, "distance_band_m")
     if by not in (*LEVELS, "auto"):
         raise InputError(f"use auto or one of {', '.join(LEVELS)}", field="--by")
     step = None if time_step.lower() in ("none", "") else time_step.lower()

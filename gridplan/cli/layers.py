@@ -49,6 +49,7 @@ def validate(
 
     Prints the number of QA issues per layer and kind.  Exit code 2 when the input cannot be read.
     """
+    from gridplan import params
     from gridplan.layers import read_layers, write_layers, write_table_csv
     from gridplan.validate import QAOptions, qa_summary, validate_layers
 
@@ -56,6 +57,9 @@ def validate(
         raise InputError("--out must end in .csv or .gpkg", file=out)
     if repaired is not None and repaired.suffix.lower() != ".gpkg":
         raise InputError("--repaired must end in .gpkg", file=repaired)
+    for path in (out, repaired):
+        if path is not None:
+            params.output_file(path)
     with err_console.status(f"reading {layers_path} …"):
         every = read_layers(layers_path)
     layers = every

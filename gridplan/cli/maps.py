@@ -94,10 +94,14 @@ def publish(
     when their inputs are given, each a self-contained HTML file that opens offline.  Prints the
     path of OUT/index.html on stdout (the table of maps goes to stderr).
     """
+    from gridplan import params
     from gridplan.maps import MapOptions
     from gridplan.maps.standard import StandardInputs, StandardMapOptions, publish_standard_set
     from gridplan.plans import read_plan
 
+    params.folder(out, what="maps")
+    if qgis_project is not None:
+        params.output_file(qgis_project, suffixes=(".qgs",))
     opts = MapOptions(
         tile_url=tile_url, tile_crs=tile_crs, tile_attribution=tile_attribution, tolerance_m=tolerance_m
     )

@@ -45,6 +45,7 @@ def merge(
     band are divided (pieces keep parent_unit_id) unless --no-split-units; the summary lists the
     grids outside the band by reason and the units split.
     """
+    from gridplan import params
     from gridplan.layers import read_layers
     from gridplan.merge import merge_layers
     from gridplan.plans import write_plan
@@ -52,6 +53,13 @@ def merge(
 
     refuse_existing(out, overwrite=overwrite)
     s = get_settings()
+    checked = params.merge_params(
+        households_min=s.households_min if households_min is None else households_min,
+        households_max=s.households_max if households_max is None else households_max,
+        min_area_m2=s.min_area_m2 if min_area_m2 is None else min_area_m2,
+        h3_res=s.h3_res if h3_res is None else h3_res,
+    )
+    params.output_file(out, suffixes=(".gpkg",))
     depts = [d for d in departments.split(",") if d.strip()] if departments else None
     with progress() as prog:
         task = prog.add_task("read layers", total=len(_STEPS))
@@ -62,10 +70,10 @@ def merge(
         layers = read_layers(layers_path)
         plan = merge_layers(
             layers, departments=depts,
-            min_area_m2=s.min_area_m2 if min_area_m2 is None else min_area_m2,
-            households_min=s.households_min if households_min is None else households_min,
-            households_max=s.households_max if households_max is None else households_max,
-            h3_res=s.h3_res if h3_res is None else h3_res,
+            min_area_m2=checked["min_area_m2"],
+            households_min=checked["households_min"],
+            households_max=checked["households_max"],
+            h3_res=checked["h3_res"],
             split_units=split_units,
             progress=step,
         )

@@ -38,6 +38,7 @@ Role = Literal["planner", "analyst", "leader", "admin"]  # as gridplan.store.met
 
 
 def _target(workspace: Path | None, db: str | None) -> str | Path:
+    from gridplan import params
     from gridplan.settings import get_settings
 
     if workspace is not None and db is not None:
@@ -45,9 +46,9 @@ def _target(workspace: Path | None, db: str | None) -> str | Path:
     if db is not None:
         return db
     if workspace is not None:
-        return workspace
+        return params.folder(workspace, what="workspace")
     settings = get_settings()
-    return settings.database_url or settings.workspace
+    return settings.database_url or params.folder(settings.workspace, what="workspace")
 
 
 @app.command(epilog=example("gridplan serve -w ws/ --host 0.0.0.0 --port 8000"))
@@ -75,11 +76,21 @@ def serve(
     `gridplan token create --role admin --name NAME`.  Limits come from the environment
     (GRIDPLAN_MAX_UPLOAD_MB, GRIDPLAN_MAX_UPLOAD_FEATURES).
     """
-    import uvicorn
+    from gridplan import params
+
+    try:
+        import uvicorn
+    except ImportError:
+        raise InputError(
+            "the service is not installed; install it with: pip install 'gridplan[service]'", field="serve"
+        ) from None
 
     from gridplan.api import create_app
 
     target = _target(workspace, db)
+    for path, what in ((maps, "maps"), (data, "data")):
+        if path is not None:
+            params.folder(path, what=what)
     application = create_app(target, maps_dir=maps, data_dir=data)
     err_console.print(f"gridplan service on http://{host}:{port} (docs /docs)", highlight=False)
     uvicorn.run(application, host=host, port=port, log_level=log_level)
@@ -101,9 +112,11 @@ def token_create(
 
     stdout holds the token alone (so `$(…)` captures it); its id and expiry go to stderr.
     """
+    from gridplan import params
     from gridplan.api.auth import create_user_token
     from gridplan.store.meta import ROLES, MetaStore
 
+    params.user_name(name, field="--name")
     if role is not None and role not in ROLES:
         raise InputError(f"unknown role {role!r}; use one of {', '.join(ROLES)}", field="--role")
     meta = MetaStore(_target(workspace, db))
@@ -178,9 +191,11 @@ def user_create(
     db: Annotated[str | None, _DB] = None,
 ) -> None:
     """Create a user who logs in with a password (stored as a salted scrypt hash)."""
+    from gridplan import params
     from gridplan.api.auth import hash_secret
     from gridplan.store.meta import MetaStore
 
+    params.user_name(name, field="--name")
     if len(password) < 10:
         raise InputError("password must have at least 10 characters", field="--password")
     meta = MetaStore(_target(workspace, db))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -88,6 +89,28 @@ class Catalog:
             if fnmatch.fnmatchcase(folded, pattern.casefold()):
                 return kind
         return None
+
+    def suggest(self, layer_name: str) -> str | None:
+        """Return the catalog layer an unrecognised *layer_name* is probably a misspelling of.
+
+        Examples
+        --------
+        >>> load_catalog().suggest("comunities"), load_catalog().suggest("dept-police")
+        ('communities', 'dept_police')
+        >>> load_catalog().suggest("layer_styles") is None
+        True
+
+        """
+        folded = layer_name.strip().casefold()
+        if folded.replace("-", "_").startswith("dept_") and self.kind_for(folded.replace("-", "_")) == "dept":
+            return folded.replace("-", "_")
+        names = [n for n in self.layers if n != "dept"]
+        hit = difflib.get_close_matches(folded, names, n=1, cutoff=0.8)
+        return hit[0] if hit else None
+
+    def known_names(self) -> str:
+        """Return the layer names a file may hold, for messages: ``city, towns, …, dept_<name>``."""
+        return ", ".join([*(n for n in self.layers if n != "dept"), "dept_<name>"])
 
     def field_for(self, column: str, kind: str | None = None) -> str | None:
         """Return the canonical field a column name stands for (in layer *kind*), or ``None``."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import struct
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,10 @@ def read_ogr(path: Path, layer: str | None, *, encoding: str | None = None) -> g
     if encoding is not None:
         kwargs["encoding"] = encoding
     try:
-        return pyogrio.read_dataframe(path, **kwargs)
+        with warnings.catch_warnings():
+            # NaN/inf coordinates: shapely warns while decoding; the geometry door refuses them by row
+            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+            return pyogrio.read_dataframe(path, **kwargs)
     except _OGR_ERRORS as exc:
         kind = {"geojson": "GeoJSON", "gpkg": "GeoPackage", "shp": "Shapefile"}.get(
             FORMATS.get(path.suffix.lower(), ""), "layer"
@@ -130,8 +134,31 @@ def read_ogr(path: Path, layer: str | None, *, encoding: str | None = None) -> g
         ) from None
 
 
+def require_shapefile_parts(path: Path, *, prj: bool = True, name: str | None = None) -> None:
+    """Refuse a Shapefile whose ``.dbf`` (attributes) or, with *prj*, ``.prj`` (CRS) is missing.
+
+    GDAL reads a ``.shp`` alone as geometries without fields or CRS; the user then hears about a
+    missing required field or CRS instead of the file they forgot to copy.
+    """
+    needed = {".shx": "the shape index", ".dbf": "the attributes"}
+    if prj:
+        needed[".prj"] = "the CRS"
+    missing = [f"{ext} ({what})" for ext, what in needed.items() if _sidecar(path, ext) is None]
+    if missing:
+        raise InputError(
+            f"the shapefile's {', '.join(missing)} file is missing beside it; copy every file of the "
+            "shapefile (.shp, .shx, .dbf, .prj, .cpg)",
+            file=name or path,
+        )
+
+
 def read_shapefile(path: Path, *, encoding: str | None = None) -> gpd.GeoDataFrame:
-    """Read a Shapefile, honouring ``.cpg`` and otherwise detecting UTF-8 / GB18030."""
+    """Read a Shapefile, honouring ``.cpg`` and otherwise detecting UTF-8 / GB18030.
+
+    Its ``.shx`` and ``.dbf`` must be there; a missing ``.prj`` is the reader's CRS error (a CRS may
+    be given instead).
+    """
+    require_shapefile_parts(path, prj=False)
     cpg = _sidecar(path, ".cpg")
     if encoding is None and cpg is None:
         encoding = sniff_dbf_encoding(path)

@@ -264,6 +264,14 @@ def read_layers(
     skipped = []
     for name in names:
         if cat.kind_for(name) is None:
+            likely = cat.suggest(name)
+            if likely is not None and likely not in names:
+                raise InputError(
+                    f"is not a layer name the catalog knows; did you mean {likely}? rename the layer "
+                    f"(known: {cat.known_names()})",
+                    file=p,
+                    layer=name,
+                )
             skipped.append(name)
             continue
         how = _How(None, to_crs, None, None, cat, logging.DEBUG)
@@ -271,7 +279,7 @@ def read_layers(
     if not out:
         raise InputError(
             f"holds no layer the catalog knows (found: {', '.join(names)}); expected e.g. "
-            f"{', '.join(n for n in cat.layers if n != 'dept')}, dept_<name>",
+            f"{cat.known_names()}",
             file=p,
         )
     check_layers_agree(out, p)

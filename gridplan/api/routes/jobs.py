@@ -22,6 +22,7 @@ from gridplan.api.schemas import errors, scrub_paths
 from gridplan.api.service import Service
 from gridplan.api.tasks import geocode_task, merge_task, start_job
 from gridplan.errors import InputError, NotFoundError
+from gridplan.params import merge_params as checked_merge_params
 
 __all__ = ["router"]
 
@@ -79,8 +80,7 @@ def _merge_params(service: Service, body: MergeJob) -> dict[str, Any]:
         "households_max": body.households_max if body.households_max is not None else s.households_max,
         "h3_res": s.h3_res,
     }
-    if params["households_min"] > params["households_max"]:
-        raise InputError("households_min is above households_max", field="households_min")
+    params.update(checked_merge_params(**params))  # the CLI's checks, in the CLI's words
     return params
 
 

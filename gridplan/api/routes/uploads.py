@@ -48,7 +48,7 @@ def _check(service: Service, incoming: Path, filename: str, kind: str) -> tuple[
     if kind == "cases":
         path, n = ingest_cases(incoming, filename, folder, limits=service.limits)
         return path, {"events": n}
-    return ingest_layers(incoming, filename, folder, limits=service.limits)
+    return ingest_layers(incoming, filename, folder, limits=service.limits, city=kind == "layers")
 
 
 def store_upload(service: Service, file: UploadFile, kind: str, owner: str) -> dict[str, Any]:
