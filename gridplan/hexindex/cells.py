@@ -102,14 +102,44 @@ def _geoms_to_lonlat(crs: Any, geoms: NDArray[np.object_]) -> NDArray[np.object_
     return np.asarray(shapely.transform(geoms, fn), dtype=object)
 
 
+#: Points are tested tile by tile (metres): neighbours hit the same prepared polygons while those are
+#: in cache — ~3× faster on the city sample's 364 k mixed-cell points than in arrival order.
+_ORDER_TILE_M = 250.0
+#: Fewer points than this are tested in arrival order (sorting would not pay).
+_ORDER_MIN = 4096
+
+
+def _tile_order(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.intp]:
+    """Permutation visiting the points tile by tile (row-major tiles of :data:`_ORDER_TILE_M`)."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return np.arange(len(x))
+    x0, y0 = float(x[ok].min()), float(y[ok].min())
+    kx = ((np.where(ok, x, x0) - x0) // _ORDER_TILE_M).astype(np.int64)
+    ky = ((np.where(ok, y, y0) - y0) // _ORDER_TILE_M).astype(np.int64)
+    return np.argsort(ky * (int(kx.max()) + 1) + kx, kind="stable")
+
+
 def _exact_rank(tree: shapely.STRtree, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.int64]:
     """Rank (index into the code-sorted grids) of the smallest-code grid covering each point; -1 if none.
 
     ``tree`` must be built on the code-sorted geometries, so the smallest tree index is the smallest
     code.  Candidates come from the tree's bounding boxes; the test is ``intersects_xy`` on the
     *prepared* grid polygon (= ``covers``, boundary included) — several times faster than the tree's
-    own predicate query, which prepares the point instead of the polygon.
+    own predicate query, which prepares the point instead of the polygon.  Many points are tested
+    in tile order (:func:`_tile_order`) and put back in their own order.
     """
+    if len(x) >= _ORDER_MIN:
+        order = _tile_order(x, y)
+        out = np.empty(len(x), dtype=np.int64)
+        out[order] = _exact_rank_in_order(tree, x[order], y[order])
+        return out
+    return _exact_rank_in_order(tree, x, y)
+
+
+def _exact_rank_in_order(
+    tree: shapely.STRtree, x: NDArray[np.float64], y: NDArray[np.float64]
+) -> NDArray[np.int64]:
     out = np.full(len(x), -1, dtype=np.int64)
     if len(x) == 0:
         return out

@@ -205,8 +205,9 @@ def _p_two_sided(z: NDArray[np.float64]) -> NDArray[np.float64]:
 def _p_sim(y: NDArray[np.float64], lg: Any, permutations: int, seed: int | None) -> NDArray[np.float64]:
     """Return esda's conditional-permutation ``p_sim`` of *lg* (a ``G_Local`` without permutations).
 
-    The same draws and the same counts as ``esda.crand`` (:mod:`gridplan.hotspots.permute`), ~30×
-    faster than its site loop without numba.
+    The same draws and the same counts as ``esda.crand`` (:mod:`gridplan.hotspots.permute`); at
+    169 k H3 cells drawing esda's table costs ~2 s CPU and counting ~0.2 s, where esda's site loop
+    without numba takes ~25 s.
     """
     adj = lg.w.sparse.tocsr(copy=True)
     self_w = np.asarray(adj.diagonal(), dtype=np.float64)
@@ -234,7 +235,7 @@ def gi_star(
     ``gi_z`` is esda's; ``gi_p_sim`` is esda's conditional-permutation p-value (its default
     directed test, doubled to two-sided), reproduced draw for draw by vectorised counting
     (:mod:`gridplan.hotspots.permute`): identical to ``esda.G_Local(..., seed=seed, n_jobs=1)``
-    without numba, ~1 s instead of ~35 s at 168 k H3 cells.
+    without numba, ~3 s CPU instead of ~27 s at 169 k H3 cells (benchmarks/RESULTS.md, gistar).
 
     Parameters
     ----------

@@ -4,7 +4,7 @@
 of ``permutations × max_cardinality`` indices into the *other* ``n − 1`` sites is drawn once, and
 site ``i`` with ``c_i`` neighbours takes the first ``c_i`` columns of every row as its random
 neighbours (index ``j`` means site ``j`` below ``i`` and site ``j + 1`` from ``i`` on).  esda then
-loops over the sites in Python (or numba): 168 k sites × 999 draws is 30–40 s without numba.
+loops over the sites in Python (or numba): 169 k sites × 999 draws is ~25 s CPU without numba.
 
 Here the same draws give the same counts without touching every (site, draw) pair: for one draw
 ``k`` the random sum of a site only changes where ``i`` passes one of the row's ``c`` drawn indices,
