@@ -51,6 +51,7 @@ def merge(
     from gridplan.plans import write_plan
     from gridplan.settings import get_settings
 
+    params.output_file(out, suffixes=(".gpkg",))  # a folder or an unwritable place first
     refuse_existing(out, overwrite=overwrite)
     s = get_settings()
     checked = params.merge_params(
@@ -59,7 +60,6 @@ def merge(
         min_area_m2=s.min_area_m2 if min_area_m2 is None else min_area_m2,
         h3_res=s.h3_res if h3_res is None else h3_res,
     )
-    params.output_file(out, suffixes=(".gpkg",))
     depts = [d for d in departments.split(",") if d.strip()] if departments else None
     with progress() as prog:
         task = prog.add_task("read layers", total=len(_STEPS))
