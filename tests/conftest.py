@@ -1,9 +1,14 @@
-"""Shared fixtures: the `small` sample city and its merged plan, built once per test session."""
+"""Shared fixtures: the `small` sample city and its merged plan, built once per test session; the
+service's two stores (``backend``: a workspace folder, and PostGIS in throwaway schemas) and a
+``client`` on each."""
 
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,3 +81,42 @@ def chromium_path() -> str:
             pytest.fail(f"GRIDPLAN_REQUIRE_BROWSER=1 but {path} does not exist")
         pytest.skip(f"no Chromium at {path}")
     return path
+
+
+def drop_schemas(url: str, *schemas: str) -> None:
+    """Drop the throwaway PostGIS schemas of a test (``postgresql://`` URLs accepted)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        for s in schemas:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{s}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["workspace", "postgis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Keyword arguments of create_app for one store (PostGIS in throwaway schemas)."""
+    if request.param == "workspace":
+        yield {"target": tmp_path / "ws"}
+        return
+    url = request.getfixturevalue("postgis_url")
+    tag = secrets.token_hex(4)
+    kw = {
+        "target": url,
+        "meta_schema": f"t_meta_{tag}",
+        "plans_schema": f"t_plans_{tag}",
+        "data_dir": tmp_path / "data",
+        "maps_dir": tmp_path / "maps",
+    }
+    yield kw
+    drop_schemas(url, kw["meta_schema"], kw["plans_schema"])
+
+
+@pytest.fixture
+def client(backend: dict[str, Any]) -> Iterator[Any]:
+    """A TestClient of the service on each store."""
+    from test_api import _make
+
+    with _make(backend) as c:
+        yield c

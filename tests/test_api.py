@@ -25,6 +25,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
+from conftest import drop_schemas
+
 from gridplan._clock import utc_now
 from gridplan.api import create_app
 from gridplan.api.app import PUBLIC_PATHS, create_user_token
@@ -33,33 +35,7 @@ from gridplan.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _drop_schemas(url: str, *schemas: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for s in schemas:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{s}" CASCADE'))
-    engine.dispose()
-
-
-@pytest.fixture(params=["workspace", "postgis"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """Keyword arguments of create_app for one backend (PostGIS in throwaway schemas)."""
-    if request.param == "workspace":
-        yield {"target": tmp_path / "ws"}
-        return
-    url = request.getfixturevalue("postgis_url")
-    tag = secrets.token_hex(4)
-    kw = {
-        "target": url,
-        "meta_schema": f"t_meta_{tag}",
-        "plans_schema": f"t_plans_{tag}",
-        "data_dir": tmp_path / "data",
-        "maps_dir": tmp_path / "maps",
-    }
-    yield kw
-    _drop_schemas(
-        url.replace("postgresql://", "postgresql+psycopg://", 1), kw["meta_schema"], kw["plans_schema"]
-    )
+_drop_schemas = drop_schemas  # other test modules import it from here
 
 
 def _make(backend: dict[str, Any], **settings: Any) -> TestClient:
@@ -67,12 +43,6 @@ def _make(backend: dict[str, Any], **settings: Any) -> TestClient:
     target = kw.pop("target")
     app = create_app(target, settings=Settings(**settings), **kw)
     return TestClient(app)
-
-
-@pytest.fixture
-def client(backend: dict[str, Any]) -> Iterator[TestClient]:
-    with _make(backend) as c:
-        yield c
 
 
 def _auth(client: TestClient, role: str, name: str | None = None) -> dict[str, str]:

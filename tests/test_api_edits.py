@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 from common import C1, C2, make_plan
-from test_api import TestClient, _auth, _make, backend  # noqa: F401  (the two-store fixture)
+from test_api import TestClient, _auth, _make
 
 G11, G12, G21 = C1 + "001", C1 + "002", C2 + "001"
 
 
 @pytest.fixture
-def edit_client(backend: dict[str, Any]) -> Iterator[tuple[TestClient, str]]:  # noqa: F811
+def edit_client(backend: dict[str, Any]) -> Iterator[tuple[TestClient, str]]:
     with _make(backend) as c:
         plan_id = c.app.state.service.plans.save(make_plan(), created_by="test")
         yield c, plan_id

@@ -424,40 +424,16 @@ def test_serve_without_the_service_extra_is_one_line(monkeypatch: pytest.MonkeyP
 # ---- the service: refused at upload or at job start, 422, one message, nothing stored -------------
 
 
-def _drop_schemas(url: str, *schemas: str) -> None:
-    import sqlalchemy as sa
+@pytest.fixture
+def api(backend: dict[str, Any]) -> Iterator[tuple[TestClient, dict[str, str], Path]]:
+    """A service on either store (conftest's ``backend``), an admin's headers and its data folder."""
+    from test_api import _make
 
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for s in schemas:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{s}" CASCADE'))
-    engine.dispose()
-
-
-@pytest.fixture(params=["workspace", "postgis"])
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], Path]]:
-    """A service on either store, an admin's headers and its data folder."""
-    from gridplan.api import create_app
     from gridplan.api.auth import create_user_token
-    from gridplan.settings import Settings
 
-    kw: dict[str, Any] = {}
-    if request.param == "workspace":
-        target: str | Path = tmp_path / "ws"
-        data = tmp_path / "ws"
-    else:
-        target = request.getfixturevalue("postgis_url")
-        tag = secrets.token_hex(4)
-        data = tmp_path / "data"
-        kw = {"meta_schema": f"t_meta_{tag}", "plans_schema": f"t_plans_{tag}", "data_dir": data,
-              "maps_dir": tmp_path / "maps"}
-    application = create_app(target, settings=Settings(), **kw)
-    with TestClient(application) as client:
+    with _make(backend) as client:
         token, _, _ = create_user_token(client.app.state.service.meta, "admin1", "admin", days=1)
-        yield client, {"Authorization": f"Bearer {token}"}, data
-    if kw:
-        _drop_schemas(str(target).replace("postgresql://", "postgresql+psycopg://", 1),
-                      kw["meta_schema"], kw["plans_schema"])
+        yield client, {"Authorization": f"Bearer {token}"}, Path(backend.get("data_dir", backend["target"]))
 
 
 def _gpkg_bytes(layers: Raw, tmp: Path) -> bytes:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import test_api
 from hypothesis import HealthCheck, Phase, given, settings
 
 from gridplan.api import create_app
@@ -32,7 +31,6 @@ CHECKS = (
     "response_schema_conformance",
 )
 
-backend = test_api.backend  # both stores (PostGIS when GRIDPLAN_TEST_DATABASE_URL is set)
 
 
 def _fuzz(app: Any, callers: dict[str, dict[str, str]], budget_s: float) -> tuple[int, list[str]]:

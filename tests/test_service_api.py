@@ -5,28 +5,15 @@ from __future__ import annotations
 import io
 import warnings
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-import test_api
-from test_api import _auth, _make
+from test_api import _auth
 
 from gridplan.plans import read_plan
-
-backend = test_api.backend  # both stores (PostGIS when GRIDPLAN_TEST_DATABASE_URL is set)
-
-
-@pytest.fixture
-def client(backend: dict[str, Any]) -> Iterator[TestClient]:
-    with _make(backend) as c:
-        yield c
 
 
 def test_options_answers_with_allow(client: TestClient) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +12,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-import test_api
-from test_api import _auth, _make, _wait
+from test_api import _auth, _wait
 
 from gridplan.plans import read_plan
 from gridplan.store.meta import PlanConflictError
-
-backend = test_api.backend  # both stores (PostGIS when GRIDPLAN_TEST_DATABASE_URL is set)
-
-
-@pytest.fixture
-def client(backend: dict[str, Any]) -> Iterator[TestClient]:
-    with _make(backend) as c:
-        yield c
 
 
 def _edited(plan: Any, out: Path, k: int) -> bytes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +14,13 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-import test_api
-from test_api import _auth, _make
+from test_api import _auth
 
 from gridplan._clock import utc_now
 from gridplan.api import create_app
 from gridplan.api.app import create_user_token
 from gridplan.api.auth import LoginThrottle, SessionTimes
 from gridplan.settings import Settings
-
-backend = test_api.backend  # both stores (PostGIS when GRIDPLAN_TEST_DATABASE_URL is set)
-
-
-@pytest.fixture
-def client(backend: dict[str, Any]) -> Iterator[TestClient]:
-    with _make(backend) as c:
-        yield c
 
 
 def _session(client: TestClient, token: str) -> dict[str, str]:
