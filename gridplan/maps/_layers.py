@@ -166,8 +166,10 @@ def _popup(props: Mapping[str, Any], fields: Mapping[str, str]) -> folium.GeoJso
     )
 
 
-#: Leaflet maxZoom (MarkerCluster needs one when there is no tile layer).
-_MAX_ZOOM: dict[str, Any] = {"maxZoom": 19}
+#: Leaflet maxZoom (MarkerCluster needs one when there is no tile layer) and minZoom: these are city
+#: maps (zoom 7 shows a whole province), and MarkerCluster builds one cluster level per zoom level
+#: from minZoom up, so zooms 0–6 would only cost load time.
+_MAX_ZOOM: dict[str, Any] = {"maxZoom": 19, "minZoom": 7}
 
 #: Fractional zoom: with whole zoom levels ``fitBounds`` may only fill a quarter of the screen
 #: (the next level would not fit), so the city looked small; 0.1 steps let it fill the view.
