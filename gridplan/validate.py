@@ -407,15 +407,31 @@ def _overlaps(geoms: NDArray[np.object_], poly_idx: NDArray[np.int64], ids: NDAr
 
 def _gaps(polys: NDArray[np.object_], boundary: Any, min_gap_m2: float, add: Any) -> None:
     cover = shapely.union_all(polys)
-    holes = shapely.get_parts(shapely.difference(boundary, cover))
+    holes, detail = _gap_parts(shapely.difference(boundary, cover), min_gap_m2)
+    if holes.size:
+        add(np.arange(holes.size), "gap", detail, holes, feature_id="")
+
+
+def _gap_parts(uncovered: Any, min_gap_m2: float) -> tuple[NDArray[np.object_], NDArray[np.object_]]:
+    """Return the polygonal parts of *uncovered* larger than *min_gap_m2*, and their QA details."""
+    holes = shapely.get_parts(uncovered)
     holes = holes[np.isin(shapely.get_type_id(holes), (3, 6))]
     area = shapely.area(holes)
     big = area > min_gap_m2
-    if not big.any():
-        return
-    holes, area = holes[big], area[big]
-    detail = np.array([f"{s:.1f} m² of the city not covered" for s in area], dtype=object)
-    add(np.arange(holes.size), "gap", detail, holes, feature_id="")
+    detail = np.array([f"{s:.1f} m² of the city not covered" for s in area[big]], dtype=object)
+    return holes[big], detail
+
+
+def gap_qa(layer_name: str, uncovered: Any, crs_: Any, *, min_gap_m2: float = 1.0) -> gpd.GeoDataFrame:
+    """Build the ``gap`` QA rows of a layer whose uncovered part of the city is already known.
+
+    :func:`validate_layer` finds gaps with one ``union_all`` of the layer (seconds for a few
+    thousand hand-drawn grids); a caller that has overlaid the layer anyway (the merge's faces
+    say which face no feature covers) passes ``QAOptions(skip={"gap"})`` and builds the same rows
+    here from the union of the uncovered faces.
+    """
+    holes, detail = _gap_parts(uncovered, min_gap_m2)
+    return _qa(layer_name, "", "gap", detail, holes, crs_)
 
 
 def _outside(geoms: NDArray[np.object_], idx: NDArray[np.int64], boundary: Any, min_outside: float,
@@ -560,6 +576,7 @@ __all__ = [
     "QA_ISSUES",
     "QAOptions",
     "empty_qa",
+    "gap_qa",
     "qa_summary",
     "validate_layer",
     "validate_layers",

@@ -207,6 +207,12 @@ def test_gap_gives_empty_dept_id_and_a_qa_row() -> None:
     rows = qa[(qa["issue"] == "gap") & (qa["layer"] == "dept_police") & qa["detail"].str.startswith("merge")]
     assert len(rows) == 1
     assert rows.iloc[0].geometry.area == pytest.approx(4000.0)
+    # the input check's gap row, built from the overlay's uncovered faces (no union_all of the layer)
+    found = qa[(qa["issue"] == "gap") & (qa["layer"] == "dept_police")
+               & qa["detail"].str.endswith("not covered")]
+    assert found["detail"].tolist() == ["4000.0 m² of the city not covered"]
+    assert found.iloc[0].geometry.area == pytest.approx(4000.0)
+    assert not ((qa["issue"] == "gap") & (qa["layer"] == "dept_fire")).any()
 
 
 def test_overlap_goes_to_the_grid_covering_more_of_the_community() -> None:

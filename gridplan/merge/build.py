@@ -243,6 +243,23 @@ def _stage(inp: MergeInputs, opts: MergeOptions, pts: Points,
     return _Stage(faces=faces, fl=fl, units=units)
 
 
+def _face_gaps(faces: Faces, inp: MergeInputs) -> list[gpd.GeoDataFrame]:
+    """``gap`` QA rows of communities and departmental layers: the faces no feature of a layer covers.
+
+    The overlay knows them (a face missing from ``faces.members[layer]``), so the inputs are read
+    with the gap check skipped and the rows are built here from the union of those few faces.
+    """
+    from gridplan.validate import gap_qa
+
+    out = []
+    for layer in ["communities", *(f"dept_{d}" for d in inp.depts)]:
+        covered = np.zeros(len(faces.geoms), bool)
+        covered[faces.members[layer][0]] = True
+        if not covered.all():
+            out.append(gap_qa(layer, shapely.union_all(faces.geoms[~covered]), inp.crs))
+    return out
+
+
 def _lines(layers: Mapping[str, gpd.GeoDataFrame]) -> np.ndarray:
     parts = []
     for name in LINEAR_LAYERS:
@@ -295,6 +312,7 @@ def merge_with(layers: Mapping[str, gpd.GeoDataFrame], opts: MergeOptions, *,
     pts = point_stats(layers)
     step("atomic units and slivers")
     st = _stage(inp, opts, pts)
+    inp.qa_parts.extend(_face_gaps(st.faces, inp))
     step("households and addresses")
     step("split units")
     st, split = _split(layers, inp, opts, pts, st)
