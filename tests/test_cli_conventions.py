@@ -255,3 +255,18 @@ def test_chunk_rows_bounds_the_dask_partitions(
                                        "--chunk-rows", chunk])
         assert res.exit_code == 0, res.output
         assert seen[-1] == expected
+
+
+def test_no_rich_markup_in_cli_messages() -> None:
+    """The consoles never read markup (user text is printed as written), so a ``[yellow]…[/]`` in
+    the CLI's own messages would reach the user verbatim: styles go in ``style=``."""
+    import re
+    from pathlib import Path
+
+    import gridplan.cli
+
+    tag = re.compile(r"\[/?(?:bold|dim|italic|yellow|red|green|cyan|blue|magenta|white)\b[^\]]*\]|\[/\]")
+    found = [f"{p.name}:{i}: {line.strip()}"
+             for p in sorted(Path(gridplan.cli.__file__).parent.glob("*.py"))
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if tag.search(line)]
+    assert found == []

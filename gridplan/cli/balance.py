@@ -184,7 +184,7 @@ def _print_summary(prop, plan, staff: int, method: str, workload: float, out: Pa
     console.print(t)
     note = prop.plan.meta.params.get("balance", {}).get("note", "")
     if note:
-        console.print(f"[yellow]{note}[/]")
+        console.print(note, style="yellow")
 
 
 def _demand(layers: Path, demand: Path | None):  # type: ignore[no-untyped-def]
