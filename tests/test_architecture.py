@@ -22,7 +22,7 @@ FLOORS: list[tuple[str, list[str] | set[str]]] = [
     ("data", ["layers", "validate", "sample"]),
     ("plan", ["plans", "hexindex", "merge"]),
     ("analyses", {"geocode", "hotspots", "balance", "coverage"}),
-    ("faces", ["maps", "store", "api", "cli"]),
+    ("faces", ["maps", "store", "api", "cli", "__main__"]),
     ("package", ["testing"]),
 ]
 
