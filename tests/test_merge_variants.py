@@ -5,10 +5,9 @@ dense rental buildings, an industrial belt) are merged with the defaults.  What 
 asserted plainly: valid geometry, single-part base grids, atomic units that dissolve exactly into
 their base grids, area conserved, every grid outside the band listed in ``qa_issues``.
 
-The band figures come from splitting oversized units between buildings and merging undersized
-grids (seed 0): compounds 100 %, villages 97.6 %, industrial 96.4 %, coarse 89.4 % — five grids
-whose only merges would leave the band; that one is ``xfail(strict=True)``: it turns red (XPASS)
-the day the merge reaches 90 % there, and the mark must go.
+The band figures come from splitting oversized units between buildings (into pieces of half the
+band) and merging undersized grids (seed 0): coarse 90.9 %, compounds 97.6 %, villages 97.6 %,
+industrial 96.4 %.  Coarse was 89.4 % (an ``xfail``) while pieces were as big as a whole grid.
 """
 
 from __future__ import annotations
@@ -89,9 +88,7 @@ def _in_band_where_allowed(plan) -> float:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("name", [
-    # today 66 %; 89.4 % with issue-12-merge at 7090c50 (5 grids merge_would_leave_band)
-    pytest.param("coarse", marks=pytest.mark.xfail(
-        reason="89.4 %: 5 grids whose merge would leave the band (known shortfall, issue 12)", strict=True)),
+    "coarse",  # 66 % before issue 12; 89.4 % while split pieces were a whole grid; 90.9 % now
     "compounds",  # 82 % before units were split between buildings
     "villages",  # 89 % before
     "industrial",  # 96 % today: few households, nothing to split

@@ -50,13 +50,16 @@ def block_of_six(hh: int = 200) -> dict[str, gpd.GeoDataFrame]:
 
 
 def test_oversized_block_of_six_buildings_splits_into_pieces_in_band() -> None:
-    plan = merge_layers(block_of_six(200))  # 1,200 households: three pieces of 400
+    # 1,200 households: pieces of half the band (150-250), here one building of 200 each, and base
+    # grids of two pieces (400 households each)
+    plan = merge_layers(block_of_six(200))
     au, bg = plan.atomic_units, plan.base_grids
-    assert sorted(au["households"]) == [400, 400, 400]
+    assert sorted(au["households"]) == [200] * 6
     assert set(au["parent_unit_id"]) == {"U000001"}
-    assert sorted(au["unit_id"]) == ["U000001-1", "U000001-2", "U000001-3"]
+    assert sorted(au["unit_id"]) == [f"U000001-{k}" for k in range(1, 7)]
     assert (bg["band_status"] == "ok").all()
-    assert len(bg) == 3
+    assert sorted(bg["households"]) == [400, 400, 400]
+    assert sorted(bg["units"]) == [2, 2, 2]
     assert plan.meta.params["summary"]["units_split"] == 1
     # whole buildings: no building outline crosses a piece boundary
     buildings = [b(24 + 50 * i, 49, 26 + 50 * i, 51) for i in range(6)]

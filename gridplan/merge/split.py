@@ -2,7 +2,11 @@
 
 Owns the split of an atomic unit holding more households than the band's maximum (a block between
 roads that no departmental line crosses, a big compound, a village).  As DB11/T 2157 asks, a base
-grid follows roads and the outlines of buildings and a building is never cut:
+grid follows roads and the outlines of buildings and a building is never cut.  Pieces are sized to
+**half the band** (300–500 → 150–250 households): two of them always make a grid in the band, and
+the districting — and later a rebalancing, which moves whole atomic units — can move half a grid
+instead of a whole one (a piece as big as a grid locks that grid: a staffing proposal can only give
+it one worker or two).  The steps:
 
 1. **linear features first**: the unit is cut by the road (and river) centrelines inside it
    (``shapely.polygonize`` of the unit outline and the clipped lines); a cell without households
@@ -39,6 +43,8 @@ __all__ = ["Buildings", "SplitPlan", "plan_splits"]
 
 #: Outline vertices of a building are taken every this many metres (Voronoi sites).
 _SITE_SPACING_M = 4.0
+#: Pieces are sized to this share of the household band (see the module docstring).
+PIECE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -193,19 +199,20 @@ def _road_cells(unit: shapely.Geometry, lines: np.ndarray, tree: shapely.STRtree
 
 def plan_splits(ugeom: np.ndarray, uhh: np.ndarray, buildings: Buildings, lines: np.ndarray, *,
                 lo: int, hi: int) -> SplitPlan:
-    """Pieces of every unit above *hi* households (see the module docstring).
+    """Pieces of every unit above *hi* households, sized to ``PIECE_SHARE`` of the band *lo*–*hi*.
 
     Examples
     --------
-    A block of six buildings of 150 households each becomes two pieces of three buildings:
+    A block of six buildings of 100 households each (600, above the band 300–500) becomes three
+    pieces of two buildings, 200 households each (a piece is sized to half the band, 150–250):
 
     >>> from shapely import box
     >>> b = np.array([box(10 + 30 * i, 10, 25 + 30 * i, 40) for i in range(6)])
-    >>> bl = Buildings(np.zeros(6, int), b, shapely.point_on_surface(b), np.full(6, 150.0))
-    >>> sp = plan_splits(np.array([box(0, 0, 180, 50)]), np.array([900.0]), bl, np.empty(0, object),
+    >>> bl = Buildings(np.zeros(6, int), b, shapely.point_on_surface(b), np.full(6, 100.0))
+    >>> sp = plan_splits(np.array([box(0, 0, 180, 50)]), np.array([600.0]), bl, np.empty(0, object),
     ...                  lo=300, hi=500)
     >>> [int(shapely.contains(p, shapely.point_on_surface(b)).sum()) for p in sp.pieces], sp.parent.tolist()
-    ([3, 3], [0, 0])
+    ([2, 2, 2], [0, 0, 0])
 
     """
     b_unit, b_geoms, b_pts, b_hh = buildings.unit, buildings.geoms, buildings.points, buildings.households
@@ -215,7 +222,9 @@ def plan_splits(ugeom: np.ndarray, uhh: np.ndarray, buildings: Buildings, lines:
     indivisible: list[int] = []
     order = np.argsort(b_unit, kind="stable")
     bounds = np.searchsorted(b_unit[order], np.arange(len(ugeom) + 1))
-    for u in np.flatnonzero(uhh > hi):
+    over = np.flatnonzero(uhh > hi)
+    lo, hi = int(lo * PIECE_SHARE), int(hi * PIECE_SHARE)  # the band of a piece
+    for u in over:
         idx = order[bounds[u]:bounds[u + 1]]
         idx = idx[b_hh[idx] > 0]
         if len(idx) < 2:
