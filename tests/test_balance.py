@@ -369,3 +369,53 @@ def test_cli_balance_bad_input_exits_2(small_city: Path, small_plan: Path, tmp_p
     assert "unknown weight key 'housholds'" in res.output
     assert not (tmp_path / "a.gpkg").exists()
     assert not (tmp_path / "b.gpkg").exists()
+
+
+def test_staff_refinement_crosses_community_lines_when_that_balances_better():
+    """Community-first staffing [2, 3 | 1, 2] leaves grid 1 at 80 and grid 3 at 122.5 per worker
+    (m = 96.25); one worker moved from community a to b is the best of all 8-worker staffings."""
+    import itertools
+    from types import SimpleNamespace
+
+    from gridplan.balance.runs import Staffer
+
+    W = np.array([211.0, 240.0, 74.0, 245.0])
+    comm = np.array(["a", "a", "b", "b"])
+    m = W.sum() / 8
+    S0 = apportion_by_community(W, comm, 8)
+    assert S0.tolist() == [2, 3, 1, 2]
+    staffer = Staffer(SimpleNamespace(comm_g=comm), 8, RebalanceOptions(), m)  # type: ignore[arg-type]
+    S = staffer.refine(W, S0)
+
+    def f(s: np.ndarray) -> float:
+        return float(np.square(W / s - m).sum())
+
+    best = min((np.array(s) for s in itertools.product(range(1, 7), repeat=4) if sum(s) == 8), key=f)
+    assert S.tolist() == best.tolist() == [2, 2, 1, 3]
+    assert f(S) < f(S0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(0.0, 500.0), min_size=2, max_size=9),
+    st.integers(0, 6),
+    st.integers(0, 2**16),
+)
+def test_staff_refinement_keeps_the_budget_and_bounds_and_never_worsens(w, extra, seed):
+    from types import SimpleNamespace
+
+    from gridplan.balance.runs import Staffer
+
+    W = np.asarray(w)
+    rng = np.random.default_rng(seed)
+    comm = rng.choice(np.array(["a", "b", "c"]), len(W))
+    total = len(W) + extra
+    m = max(W.sum(), 1.0) / total
+    opts = RebalanceOptions(max_staff=4) if total <= 4 * len(W) else RebalanceOptions()
+    S0 = apportion_by_community(W, comm, total, max_staff=opts.max_staff)
+    S = Staffer(SimpleNamespace(comm_g=comm), total, opts, m).refine(W, S0)  # type: ignore[arg-type]
+    assert S.sum() == total
+    assert S.min() >= 1
+    if opts.max_staff is not None:
+        assert S.max() <= opts.max_staff
+    assert np.square(W / S - m).sum() <= np.square(W / S0 - m).sum() + 1e-9

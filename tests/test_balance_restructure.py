@@ -169,6 +169,17 @@ def _random_plan(rng: np.random.Generator, ncols: int, nrows: int):
     return _plan(cells, band=(40, 120))
 
 
+def test_a_plan_without_workload_is_left_as_it_is():
+    # m = 0: no staffing error to lower, nothing to split or merge (once a 0/0 in the error)
+    plan = _random_plan(np.random.default_rng(0), 4, 3)
+    n_grids = len(plan.base_grids)
+    p = rebalance(plan, _wl(plan, [0.0] * len(plan.atomic_units)), total_staff=n_grids + 2,
+                  options=_opts(budget_ladder=(1.0,)))
+    assert p.moves.empty
+    assert sorted(p.plan.base_grids["grid_code"]) == sorted(plan.base_grids["grid_code"])
+    assert p.plan.base_grids["staff"].sum() == n_grids + 2
+
+
 @settings(max_examples=15, deadline=None)
 @given(
     seed=st.integers(0, 10_000),

@@ -43,10 +43,10 @@ class RebalanceOptions:
         Tie-break seed; equal seeds give equal proposals.
     staffing
         ``"community"`` (default): staff apportioned to communities, then to their grids
-        (:func:`apportion_by_community`), then single workers moved between grids of a community
-        while that lowers Σ(workload/worker − mean)²; ``"grid"``: one apportionment over all grids,
-        redone after each round of moves.  The ``staffing_only`` metric row is this staffing applied
-        to the input workload, before any unit moves.
+        (:func:`apportion_by_community`), then single workers moved between grids of a community,
+        then between any two grids, while that lowers Σ(workload/worker − mean)²; ``"grid"``: one
+        apportionment over all grids, redone after each round of moves.  The ``staffing_only``
+        metric row is this staffing applied to the input workload, before any unit moves.
     split_merge
         Also propose splitting overloaded grids and merging underloaded neighbours
         (:mod:`gridplan.balance.restructure`).

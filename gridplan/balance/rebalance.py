@@ -13,9 +13,9 @@ every moved household is a cost.  So:
 1. **Staffing first** — integer workers by a bounded apportionment (:mod:`gridplan.balance.workload`,
    Webster or Hamilton): first to communities by their workload (moves never leave a community, so
    its staff total alone sets its workload per worker), then to the grids of each community by the
-   same method, refined by moving single workers between grids of the community while that lowers
-   Σ(workload/worker − mean)².  Moving a worker is cheaper than moving households, and staffing
-   removes much of the imbalance.
+   same method, refined by moving single workers between grids of the community, then between any
+   two grids of the city, while that lowers Σ(workload/worker − mean)².  Moving a worker is cheaper
+   than moving households, and staffing removes much of the imbalance.
 2. **Boundary moves only where integer staffing cannot balance** — a lazy greedy
    (:mod:`gridplan.balance.search`) repeatedly applies the move of one boundary atomic unit to an
    adjacent grid of the same community with the best reduction of Σ(workload/worker − mean)² per
@@ -25,7 +25,8 @@ every moved household is a cost.  So:
    households moved is spent.
 3. **Re-staff and repeat** — the within-community refinement runs again on the new workloads, and
    moves resume, for at most ``rounds`` rounds or until the staffing no longer changes.  Community
-   staff totals stay those of the named apportionment method.
+   staff totals start as the named apportionment method gives them; the city-wide refinement moves
+   a worker across a community line only when that lowers the city-wide objective.
 
 4. **Split and merge** (:mod:`gridplan.balance.restructure`) where integer staffing of a grid is off
    whatever its boundary: overloaded grids (more workload than ``max_staff`` workers, or far from a
@@ -182,7 +183,7 @@ def rebalance(
     )
     m = ctx.mean_wpw
     hi = o.max_staff if o.max_staff is not None else np.inf
-    over = run.st.W / m > hi + 0.5
+    over = run.st.W > (hi + 0.5) * m if m > 0 else np.zeros(len(run.st.W), dtype=bool)
     note = binding_note(
         cands,
         k,

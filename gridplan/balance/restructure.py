@@ -456,6 +456,8 @@ def restructure(u: Units, graph: UnitGraph, prm: StructParams, book: CodeBook) -
     touched in the round (independent moves need no re-scoring), within the budget and bounds.
     """
     st = _State(u, graph, prm, book)
+    if not prm.m > 0:  # no workload anywhere: every staffing is as good as any other
+        return st.out
     for _ in range(4 * len(u.codes) + 8):
         pairs = st.pairs()
         cands = st.merges(pairs) + st.splits() + (st.redraws(pairs) if prm.redraw else [])

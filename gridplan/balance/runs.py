@@ -50,11 +50,17 @@ class Staffer:
         )
 
     def refine(self, W: np.ndarray, S: np.ndarray) -> np.ndarray:
-        """Move single workers between grids of a community while that balances better."""
+        """Move single workers between grids while that balances better: inside communities, then city-wide.
+
+        The city-wide pass may change a community's staff total: the community apportionment is the
+        fair start, but the goal is the CV of workload per worker over all grids, and a community
+        whose grids are all just under a whole number of workers is better served by one more.
+        """
         o, n = self.options, len(W)
         lo = np.full(n, o.min_staff, dtype=np.int64)
         hi = np.full(n, o.max_staff if o.max_staff is not None else 10**9, dtype=np.int64)
-        return refine_staff(W, S, self.units.comm_g, lo, hi, self.mean_wpw)
+        S = refine_staff(W, S, self.units.comm_g, lo, hi, self.mean_wpw)
+        return refine_staff(W, S, np.zeros(n, dtype=np.int64), lo, hi, self.mean_wpw)
 
     def staff_for(self, W: np.ndarray, S_prev: np.ndarray | None = None) -> np.ndarray:
         """Staff for workload *W*: by community (refined from *S_prev*) or over all grids."""
