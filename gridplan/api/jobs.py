@@ -140,10 +140,16 @@ class JobRunner:
 
     Examples
     --------
-    >>> runner = JobRunner(meta)  # doctest: +SKIP
-    >>> runner.start({"double": lambda owner, params, progress: {"n": 2 * params["n"]}})  # doctest: +SKIP
-    >>> runner.wait(runner.submit("double", "li", {"n": 21}))["result"]  # doctest: +SKIP
-    {'n': 42}
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     meta = MetaStore(tmp)
+    ...     runner = JobRunner(meta, poll_s=0.05)
+    ...     _ = runner.start({"double": lambda owner, params, progress: {"n": 2 * params["n"]}})
+    ...     job = runner.wait(runner.submit("double", "li", {"n": 21}))
+    ...     runner.shutdown()
+    ...     meta.close()
+    >>> job["state"], job["result"]
+    ('succeeded', {'n': 42})
 
     """
 

@@ -173,8 +173,9 @@ def cancel_job(
     """Cancel one of your jobs (an admin: anyone's); answer its state.
 
     A queued job is ``cancelled`` at once.  A running one answers ``running`` with
-    ``cancel_requested``: its worker stops it within about a second (an analysis's child process is
-    killed) and it ends ``cancelled``, having stored nothing — poll ``GET /jobs/{id}``.  Cancelling
+    ``cancel_requested``: its worker stops it — a merge, geocode or re-import at its next progress
+    step, an analysis within about a second (its child process is killed) — and it ends
+    ``cancelled``, having stored nothing; poll ``GET /jobs/{id}``.  Cancelling
     a cancelled job changes nothing; a job that has already succeeded or failed answers 409.
     """
     job = _own_job(service, job_id, p)
