@@ -551,13 +551,14 @@ def test_job_progress_is_polled_and_interrupted_jobs_fail(tmp_path: Path) -> Non
     planner = _auth(client, "planner", "pia")
     started, release = threading.Event(), threading.Event()
 
-    def slow(params: dict[str, Any], progress: Any) -> dict[str, Any]:
+    def slow(owner: str, params: dict[str, Any], progress: Any) -> dict[str, Any]:
         progress(0.5, "half way")
         started.set()
         assert release.wait(30)
         return {"answer": params["n"] * 2}
 
-    job_id = svc.jobs.submit("test", "pia", {"n": 21}, slow)
+    svc.jobs.register("test", slow)
+    job_id = svc.jobs.submit("test", "pia", {"n": 21})
     assert started.wait(30)
     job = client.get(f"/jobs/{job_id}", headers=planner).json()
     assert job["state"] == "running"
@@ -568,7 +569,7 @@ def test_job_progress_is_polled_and_interrupted_jobs_fail(tmp_path: Path) -> Non
     job = _wait(client, job_id, planner)
     assert job["state"] == "succeeded"
     assert job["result"] == {"answer": 42}
-    # a job left running by a process that died is marked failed when the service starts again
+    # a job left running by a process that died (no live lease) is failed when the service starts again
     svc.meta.add_job("0123456789abcdef", "merge", "pia", {})
     svc.meta.update_job("0123456789abcdef", state="running")
     again = _make({"target": tmp_path / "ws"})

@@ -5,7 +5,7 @@ Modules: :mod:`~gridplan.api.app` (factory: service, middleware, routers),
 maps), :mod:`~gridplan.api.deps` (the service and the caller as dependencies),
 :mod:`~gridplan.api.tasks` (the background work of jobs), :mod:`~gridplan.api.middleware` (body cap,
 security headers), :mod:`~gridplan.api.auth` (hashed secrets, tokens, roles),
-:mod:`~gridplan.api.jobs` (background runner), :mod:`~gridplan.api.uploads` (upload and archive
+:mod:`~gridplan.api.jobs` (the job queue's workers), :mod:`~gridplan.api.uploads` (upload and archive
 checks), :mod:`~gridplan.store.plans` (plan versions in a workspace or PostGIS).  Metadata tables
 live in :mod:`gridplan.store.meta`.
 """

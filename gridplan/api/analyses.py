@@ -3,32 +3,41 @@
 A job runs ``gridplan <command> …`` in a child process with the same arguments a user would
 type, so the service's output is the CLI's output byte for byte (the CLI owns the analysis code
 paths; the service owns only where inputs come from and where results go).  A child process can
-also be stopped: cancelling a job kills it.  Inputs are the service's own: a plan id (written to a
-temporary GeoPackage when the plan lives in PostGIS), an upload id (cases CSV or layers), or the
-result of an earlier job (e.g. a geocode).  Results land in ``<data>/results`` (publish: the
-served maps folder) and are downloaded from ``GET /jobs/{id}/result``.
+also be stopped: while it runs, the task polls its job's cancel flag every :data:`POLL_S`; a
+cancel kills the child (its whole process group) and removes the files it wrote for the job, so a
+cancelled analysis leaves no result.  (``publish`` writes the served maps folder atomically under
+its lock: a cancel leaves it as it was — or published, when the child had finished writing.)
+Inputs are the service's own: a plan id (written to a temporary GeoPackage when the plan lives in
+PostGIS), an upload id (cases CSV or layers), or the result of an earlier job (e.g. a geocode).
+Results land in ``<data>/results`` (publish: the served maps folder) and are downloaded from
+``GET /jobs/{id}/result``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gridplan._atomic import TEMP_TAG
+from gridplan.api.jobs import JobCancelledError, Progress
 from gridplan.errors import GridplanError, InputError
 
 if TYPE_CHECKING:
-    from gridplan.api.jobs import Progress
     from gridplan.api.service import Service
 
-__all__ = ["OUTPUTS", "analysis_task", "cli_args"]
+__all__ = ["OUTPUTS", "POLL_S", "analysis_task", "cli_args", "run_cli"]
 
 #: Command → suffix of its main output file.
 OUTPUTS = {"heatmap": ".tif", "hotspots": ".gpkg", "balance": ".gpkg", "coverage": ".gpkg", "publish": ""}
 _RUN_CLI = "import sys; sys.argv[0] = 'gridplan'; from gridplan.cli import main; main()"
+#: How often a running child process is checked for a cancel.
+POLL_S = 0.25
 
 
 def _flag(name: str) -> str:
@@ -90,6 +99,50 @@ def _command(service: Service, params: dict[str, Any], tmp: Path, out: Path) -> 
     return args + cli_args(params.get("options", {}))
 
 
+def _kill(proc: subprocess.Popen[str]) -> None:
+    """Kill *proc* and every process it started (it leads its own process group), then reap it."""
+    if os.name == "posix":
+        with contextlib.suppress(ProcessLookupError):  # it ended on its own meanwhile
+            os.killpg(proc.pid, signal.SIGKILL)
+    else:  # pragma: no cover - Windows has no process groups to kill
+        proc.kill()
+    proc.communicate()
+
+
+def run_cli(args: list[str], progress: Progress) -> subprocess.CompletedProcess[str]:
+    """Run ``gridplan *args*`` in a child process; kill it and raise ``JobCancelledError`` on a cancel."""
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8", "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _RUN_CLI, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group: a cancel kills what it started too
+    )
+    try:
+        while True:
+            try:
+                out, err = proc.communicate(timeout=POLL_S)
+                return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+            except subprocess.TimeoutExpired:
+                progress.check()
+    finally:
+        if proc.poll() is None:
+            _kill(proc)
+
+
+def _remove_results(results: Path, result_name: str) -> None:
+    """Remove what a killed child wrote for *result_name* (unique to its job): temp files, outputs.
+
+    It may have renamed an output into place just before it was killed; a cancelled job keeps none.
+    """
+    for p in results.iterdir():
+        name = p.name
+        if name.startswith(result_name) or (name.startswith(f".{result_name}") and TEMP_TAG in name):
+            p.unlink(missing_ok=True)
+
+
 def analysis_task(service: Service, owner: str, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Run one analysis through the CLI in a child process; return its result file."""
     cmd = params["command"]
@@ -98,10 +151,11 @@ def analysis_task(service: Service, owner: str, params: dict[str, Any], progress
     with tempfile.TemporaryDirectory(prefix="gridplan-job-") as tmp:
         args = _command(service, params, Path(tmp), out)
         progress(0.05, f"running gridplan {cmd}")
-        env = {**os.environ, "PYTHONIOENCODING": "utf-8", "NO_COLOR": "1"}
-        proc = subprocess.run(
-            [sys.executable, "-c", _RUN_CLI, *args], capture_output=True, text=True, env=env, check=False
-        )
+        try:
+            proc = run_cli(args, progress)
+        except JobCancelledError:
+            _remove_results(results, params["result_name"])
+            raise
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         raise GridplanError(lines[-1] if lines else f"gridplan {cmd} failed (exit {proc.returncode})")

@@ -38,6 +38,7 @@ from gridplan.api.middleware import BodyLimit, SecurityHeaders, csp_for
 from gridplan.api.routes import admin, analyses, editor, edits, jobs, maps, plans, session, uploads, web
 from gridplan.api.schemas import scrub_paths
 from gridplan.api.service import Service
+from gridplan.api.tasks import bind_tasks
 from gridplan.api.uploads import UploadLimits
 from gridplan.errors import GridplanError, http_status_for
 from gridplan.settings import Settings, get_settings
@@ -241,6 +242,8 @@ def create_app(
         settings=settings,
         sessions=sessions,
     )
+    # the queue is the store's: this process's workers also run jobs other processes queued
+    service.jobs.start(bind_tasks(service))
     app = _make_fastapi(
         title="gridplan",
         version=_version(),

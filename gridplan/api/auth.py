@@ -56,25 +56,38 @@ Permission = Literal[
     "plans:write",
     "maps:read",
     "jobs:read",
+    "jobs:cancel",
     "analysis:run",
     "results:read",
     "admin",
 ]
 
 #: Role → permissions (README's role table says the same; tests/test_service_roles.py checks both).
-#: A leader reads published maps only; admin may do anything.
+#: A leader reads published maps only; admin may do anything.  Whoever may start jobs may cancel
+#: them (``jobs:cancel``): their own, and an admin anyone's.
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     "leader": frozenset({"maps:read"}),
     "analyst": frozenset(
-        {"plans:summary", "plans:read", "maps:read", "jobs:read", "analysis:run", "results:read"}
+        {
+            "plans:summary",
+            "plans:read",
+            "maps:read",
+            "jobs:read",
+            "jobs:cancel",
+            "analysis:run",
+            "results:read",
+        }
     ),
-    "planner": frozenset({"plans:summary", "plans:read", "maps:read", "jobs:read", "plans:write"}),
+    "planner": frozenset(
+        {"plans:summary", "plans:read", "maps:read", "jobs:read", "jobs:cancel", "plans:write"}
+    ),
     "admin": frozenset(
         {
             "plans:summary",
             "plans:read",
             "maps:read",
             "jobs:read",
+            "jobs:cancel",
             "plans:write",
             "analysis:run",
             "results:read",

@@ -33,7 +33,8 @@ ERROR_STATUSES: dict[int, str] = {
     401: "not authenticated: no, an invalid, a revoked or an expired token or session",
     403: "authenticated, but the role lacks the permission (or a cookie write without CSRF proof)",
     404: "no such resource (or not yours)",
-    409: "conflict: the plan already has a newer version (send branch=true to branch on purpose)",
+    409: "conflict: the plan already has a newer version (send branch=true to branch on purpose), "
+    "or the job has already finished",
     413: "request body over the size limit",
     422: "invalid input: the message names the file, layer, row or field",
     429: "too many failed logins from this address: wait Retry-After seconds",

@@ -3,35 +3,48 @@
 Each task is ``task(service, owner, params, progress) -> result``: it reads its inputs from the
 stores, calls the library, and stores its outputs atomically (plans through
 :class:`~gridplan.store.plans.PlanRepository`, files through :mod:`gridplan._atomic` writers), so a
-failed job leaves nothing behind.  :func:`start_job` queues one on the service's
-:class:`~gridplan.api.jobs.JobRunner` and returns the body every job route answers with.
+failed or cancelled job leaves nothing behind.  Its ``progress`` raises
+:class:`~gridplan.api.jobs.JobCancelledError` once the job is cancelled, which stops it at its next report.
+
+:data:`TASKS` is the registry kind → task a worker looks a claimed job up in (the queue stores only
+the kind and the JSON parameters, so any server process can run any job); :func:`bind_tasks` gives
+it to the service's :class:`~gridplan.api.jobs.JobRunner`.  :func:`start_job` queues one and
+returns the body every job route answers with.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from gridplan.api.jobs import Progress
+from gridplan.api.analyses import OUTPUTS, analysis_task
+from gridplan.api.jobs import JobFn, Progress
 
 if TYPE_CHECKING:
     from gridplan.api.service import Service
 
-__all__ = ["Task", "geocode_task", "merge_task", "reimport_task", "start_job"]
+__all__ = ["TASKS", "Task", "bind_tasks", "geocode_task", "merge_task", "reimport_task", "start_job"]
 
 Task = Callable[["Service", str, dict[str, Any], Progress], dict[str, Any]]
 
 
-def start_job(service: Service, kind: str, owner: str, params: dict[str, Any], task: Task) -> dict[str, Any]:
-    """Queue *task* for *owner*; return ``{"job_id", "href"}`` (the body of a 202 answer)."""
+def start_job(service: Service, kind: str, owner: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Queue a job of *kind* for *owner*; return ``{"job_id", "href"}`` (the body of a 202 answer).
 
-    def run(prm: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        return task(service, owner, prm, progress)
-
-    job_id = service.jobs.submit(kind, owner, params, run)
+    *params* must be JSON and hold everything the task of *kind* in :data:`TASKS` needs.
+    """
+    if kind not in TASKS:
+        raise KeyError(f"no task for job kind {kind!r}")
+    job_id = service.jobs.submit(kind, owner, params)
     return {"job_id": job_id, "href": f"/jobs/{job_id}"}
+
+
+def bind_tasks(service: Service) -> dict[str, JobFn]:
+    """Every task of :data:`TASKS` bound to *service*: what the service's runner runs."""
+    return {kind: functools.partial(task, service) for kind, task in TASKS.items()}
 
 
 def reimport_task(service: Service, owner: str, params: dict[str, Any], progress: Progress) -> dict[str, Any]:
@@ -113,3 +126,12 @@ def geocode_task(service: Service, owner: str, params: dict[str, Any], progress:
         "file": out.name,
         "plan_id": params["plan_id"],
     }
+
+
+#: Job kind → task.  Analysis jobs (``heatmap``, ``hotspots``, …) are their CLI command's name.
+TASKS: dict[str, Task] = {
+    "merge": merge_task,
+    "geocode": geocode_task,
+    "reimport": reimport_task,
+    **dict.fromkeys(OUTPUTS, analysis_task),
+}

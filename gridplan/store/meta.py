@@ -1,8 +1,14 @@
-"""Service metadata: users, hashed tokens, the plan registry and background jobs.
+"""Service metadata: users, hashed tokens, the plan registry and the durable job queue.
 
 One SQLAlchemy Core schema that runs on SQLite (the workspace's ``meta.sqlite``) and on
 PostgreSQL (the same database as the PostGIS layers, in its own schema so the tables never show up
 as layers).  Every statement is built with SQLAlchemy Core, so every value is a bound parameter.
+
+The jobs table is the queue every server process on the same store shares (see
+:mod:`gridplan.api.jobs`): :meth:`MetaStore.claim_job` hands the oldest queued job to exactly one
+worker (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a state-guarded ``UPDATE`` on SQLite), the worker
+renews its lease while the job runs, and :meth:`MetaStore.fail_expired_jobs` fails a running job
+whose lease ran out (the process running it died).
 
 Secrets are never stored: passwords and tokens are kept as ``scrypt`` hashes with a per-secret
 random salt (see :mod:`gridplan.api.auth`); this module only stores and fetches the hash strings.
@@ -13,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -26,14 +33,17 @@ from gridplan.store.base import check_layer_name, engine_url, is_postgres_url
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JOB_STATES", "ROLES", "MetaStore", "PlanConflictError", "Role", "is_postgres_url"]
+__all__ = ["FINAL_STATES", "JOB_STATES", "ROLES", "MetaStore", "PlanConflictError", "Role", "is_postgres_url"]
 
 #: Roles a user can hold (PRODUCT §3.8).
 #: Who a user is to the service (DESIGN.md's role matrix).
 Role = Literal["planner", "analyst", "leader", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
-#: Job life cycle.
-JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed")
+#: Job life cycle: ``queued`` → ``running`` → one of the final states (a queued job may also be
+#: cancelled at once).
+JOB_STATES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
+#: States a job never leaves.
+FINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
 
 class PlanConflictError(GridplanError):
@@ -115,6 +125,11 @@ def _tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         sa.Column("result_json", sa.Text),
         sa.Column("created_at", ts, nullable=False),
         sa.Column("updated_at", ts, nullable=False),
+        # the queue: who runs it and until when its lease holds; a cancel asked for while running
+        sa.Column("worker", sa.String(64)),
+        sa.Column("lease_until", ts),
+        sa.Column("cancel_requested", sa.Boolean, default=False),
+        sa.Index("ix_gp_jobs_state_created", "state", "created_at"),
     )
     return md, {"users": users, "tokens": tokens, "plans": plans, "uploads": uploads, "jobs": jobs}
 
@@ -165,7 +180,7 @@ class MetaStore:
             raise StoreError(f"cannot open the metadata store: {exc.__class__.__name__}") from exc
 
     def _add_missing_columns(self) -> None:
-        """Add the columns newer versions define to tables an older version created."""
+        """Add the columns and indexes newer versions define to tables an older version created."""
         inspector = sa.inspect(self.engine)
         for table in self.t.values():
             have = {c["name"] for c in inspector.get_columns(table.name, schema=self.schema)}
@@ -175,6 +190,8 @@ class MetaStore:
                     kind = col.type.compile(dialect=self.engine.dialect)
                     with self.engine.begin() as conn:
                         conn.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{col.name}" {kind}'))
+            for index in table.indexes:
+                index.create(self.engine, checkfirst=True)
 
     def close(self) -> None:
         """Dispose of the connection pool."""
@@ -371,7 +388,7 @@ class MetaStore:
 
     # -- jobs ---------------------------------------------------------------------------------
     def add_job(self, job_id: str, kind: str, owner: str, params: dict[str, Any]) -> None:
-        """Register a queued job."""
+        """Queue a job: *params* (JSON) must hold everything its task of *kind* needs to run it."""
         now = utc_now()
         self._insert(
             "jobs",
@@ -385,15 +402,23 @@ class MetaStore:
             result_json=None,
             created_at=now,
             updated_at=now,
+            cancel_requested=False,
         )
 
-    def update_job(self, job_id: str, **values: Any) -> None:
-        """Update state/progress/message/result of a job."""
+    def update_job(self, job_id: str, *, worker: str | None = None, **values: Any) -> bool:
+        """Update state/progress/message/result of a job; return whether a row changed.
+
+        With *worker*, only while that worker holds the job (``running`` under its name): a
+        worker whose lease was taken from it never overwrites what another process decided.
+        """
         if "result" in values:
             values["result_json"] = json.dumps(values.pop("result"), ensure_ascii=False)
         j = self.t["jobs"]
+        q = j.update().where(j.c.job_id == job_id)
+        if worker is not None:
+            q = q.where(j.c.worker == worker, j.c.state == "running")
         with self.engine.begin() as conn:
-            conn.execute(j.update().where(j.c.job_id == job_id).values(updated_at=utc_now(), **values))
+            return bool(conn.execute(q.values(updated_at=utc_now(), **values)).rowcount)
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         """Return the job row with ``params`` and ``result`` decoded (``NotFoundError`` if unknown)."""
@@ -435,12 +460,99 @@ class MetaStore:
             rows = [_row(r) for r in conn.execute(q)]
         return [{**r, "params": json.loads(r.pop("params_json"))} for r in rows]
 
-    def fail_unfinished_jobs(self, message: str) -> int:
-        """Mark jobs left queued/running by a previous process as failed; return how many."""
+    def claim_job(self, worker: str, *, lease_s: float, kinds: Collection[str]) -> dict[str, Any] | None:
+        """Hand the oldest queued job of *kinds* to *worker*; return it (``params`` decoded) or ``None``.
+
+        One ``UPDATE … WHERE job_id = (SELECT the oldest queued) AND state = 'queued' RETURNING``
+        statement, atomic across processes: on PostgreSQL the sub-select locks its row ``FOR UPDATE
+        SKIP LOCKED`` (two workers never wait for, nor get, the same row); SQLite runs the whole
+        statement under its write lock (RETURNING needs SQLite 3.35).  The job becomes ``running``
+        under *worker* with a lease of *lease_s* seconds.
+        """
+        if not kinds:
+            return None
+        j = self.t["jobs"]
+        oldest = (
+            sa.select(j.c.job_id)
+            .where(j.c.state == "queued", j.c.kind.in_(sorted(kinds)))
+            .order_by(j.c.created_at, j.c.job_id)
+            .limit(1)
+        )
+        if self.is_postgres:
+            oldest = oldest.with_for_update(skip_locked=True)
+        now = utc_now()
+        claim = (
+            j.update()
+            .where(j.c.job_id == oldest.scalar_subquery(), j.c.state == "queued")
+            .values(
+                state="running",
+                worker=worker,
+                lease_until=now + dt.timedelta(seconds=lease_s),
+                message="running",
+                updated_at=now,
+            )
+            .returning(j.c.job_id)
+        )
+        with self.engine.begin() as conn:
+            job_id = conn.execute(claim).scalar()
+        return None if job_id is None else self.get_job(job_id)
+
+    def renew_lease(self, job_id: str, worker: str, *, lease_s: float) -> bool:
+        """Extend *worker*'s lease of *job_id* by *lease_s* from now; ``False`` if it no longer holds it."""
+        j = self.t["jobs"]
+        q = (
+            j.update()
+            .where(j.c.job_id == job_id, j.c.worker == worker, j.c.state == "running")
+            .values(lease_until=utc_now() + dt.timedelta(seconds=lease_s))
+        )
+        with self.engine.begin() as conn:
+            return bool(conn.execute(q).rowcount)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        """Whether someone asked to cancel *job_id* (or it was ended elsewhere: it is no longer running)."""
+        j = self.t["jobs"]
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(j.c.state, j.c.cancel_requested).where(j.c.job_id == job_id)).first()
+        return row is None or row.state != "running" or bool(row.cancel_requested)
+
+    def cancel_job(self, job_id: str, message: str) -> str:
+        """Cancel *job_id*; return its state afterwards.
+
+        A queued job becomes ``cancelled`` at once (no worker will claim it); a running one gets
+        the cancel flag and stays ``running`` until its worker sees the flag and stops it.  A
+        finished job is left as it is (its state is returned).
+        """
         j = self.t["jobs"]
         with self.engine.begin() as conn:
-            return conn.execute(
+            q = j.update().where(j.c.job_id == job_id, j.c.state == "queued")
+            done = q.values(state="cancelled", message=message, cancel_requested=True, updated_at=utc_now())
+            if conn.execute(done).rowcount:
+                return "cancelled"
+            q = j.update().where(j.c.job_id == job_id, j.c.state == "running")
+            if conn.execute(q.values(cancel_requested=True, updated_at=utc_now())).rowcount:
+                return "running"
+            state = conn.execute(sa.select(j.c.state).where(j.c.job_id == job_id)).scalar()
+        if state is None:
+            raise NotFoundError(f"job {job_id!r} does not exist")
+        return str(state)
+
+    def fail_expired_jobs(self, message: str) -> int:
+        """End the running jobs whose lease has run out (their process died); return how many.
+
+        They become ``failed`` with *message*, or ``cancelled`` when a cancel had been asked for
+        (their outputs are atomic, so nothing of theirs was kept either way).  A job without a
+        lease was left ``running`` by a version without leases: it is ended too.  Queued jobs are
+        left queued: a worker will claim them.
+        """
+        j = self.t["jobs"]
+        now = utc_now()
+        expired = sa.and_(j.c.state == "running", sa.or_(j.c.lease_until.is_(None), j.c.lease_until < now))
+        with self.engine.begin() as conn:
+            n = conn.execute(
                 j.update()
-                .where(j.c.state.in_(("queued", "running")))
-                .values(state="failed", message=message, updated_at=utc_now())
+                .where(expired, j.c.cancel_requested.is_(True))
+                .values(state="cancelled", message="cancelled (its server stopped)", updated_at=now)
             ).rowcount
+            # the rest of the expired ones (those asked to cancel are no longer running)
+            failed = j.update().where(expired).values(state="failed", message=message, updated_at=now)
+            return n + conn.execute(failed).rowcount

@@ -1,9 +1,9 @@
 """Analysis job routes: ``POST /jobs/{heatmap,hotspots,balance,coverage,publish}``.
 
-Each checks its inputs at once (404/422 before anything is queued) and queues
-:func:`gridplan.api.analyses.analysis_task`, which runs the CLI command of the same name, so the
-result is what ``gridplan heatmap …`` etc. would write.  Options carry the CLI's names and
-defaults.  Download the result from ``GET /jobs/{id}/result``.
+Each checks its inputs at once (404/422 before anything is queued) and queues a job whose kind is
+the command; a worker runs it with :func:`gridplan.api.analyses.analysis_task`, which runs the CLI
+command of the same name, so the result is what ``gridplan heatmap …`` etc. would write.  Options
+carry the CLI's names and defaults.  Download the result from ``GET /jobs/{id}/result``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from gridplan.api.analyses import analysis_task
 from gridplan.api.auth import Principal
 from gridplan.api.deps import ServiceDep, require
 from gridplan.api.schemas import errors
@@ -107,7 +106,7 @@ def _start(service: Service, p: Principal, command: str, params: dict[str, Any])
     if params.get("plan_id"):
         service.meta.get_plan(params["plan_id"])  # 404 before anything is queued
     params = {"command": command, "result_name": f"{command}-{secrets.token_hex(8)}", **params}
-    return start_job(service, command, p.name, params, analysis_task)
+    return start_job(service, command, p.name, params)
 
 
 _FILTERS = ("category", "since", "until")

@@ -1,8 +1,9 @@
-"""Job routes: start a merge or a geocode, follow your jobs, download a result file.
+"""Job routes: start a merge or a geocode, follow or cancel your jobs, download a result file.
 
-Starting a job checks its inputs at once (4xx before anything is queued); the work itself runs in
-:mod:`gridplan.api.tasks`.  A caller sees only its own jobs (an admin sees all); someone else's job
-answers 404, as an unknown one does.
+Starting a job checks its inputs at once (4xx before anything is queued) and queues it in the
+metadata store; a worker of any server process on that store runs it (:mod:`gridplan.api.jobs`,
+the work itself in :mod:`gridplan.api.tasks`).  A caller sees and cancels only its own jobs (an
+admin: all); someone else's job answers 404, as an unknown one does.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from gridplan.api.auth import Principal
 from gridplan.api.deps import ServiceDep, require
 from gridplan.api.schemas import errors, scrub_paths
 from gridplan.api.service import Service
-from gridplan.api.tasks import geocode_task, merge_task, start_job
+from gridplan.api.tasks import start_job
 from gridplan.errors import InputError, NotFoundError
 from gridplan.params import merge_params as checked_merge_params
 
@@ -113,7 +114,7 @@ def start_merge(
     body: MergeJob, p: Annotated[Principal, require("plans:write")], service: ServiceDep
 ) -> dict[str, Any]:
     """Merge an uploaded layers GeoPackage into a new plan, in the background."""
-    return start_job(service, "merge", p.name, _merge_params(service, body), merge_task)
+    return start_job(service, "merge", p.name, _merge_params(service, body))
 
 
 @router.post("/geocode", status_code=202)
@@ -121,7 +122,7 @@ def start_geocode(
     body: GeocodeJob, p: Annotated[Principal, require("analysis:run")], service: ServiceDep
 ) -> dict[str, Any]:
     """Geocode an uploaded CSV in the background; download the result from the job."""
-    return start_job(service, "geocode", p.name, _geocode_params(service, body), geocode_task)
+    return start_job(service, "geocode", p.name, _geocode_params(service, body))
 
 
 def _job_view(job: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +133,8 @@ def _job_view(job: dict[str, Any]) -> dict[str, Any]:
     }
     if isinstance(out.get("message"), str):
         out["message"] = scrub_paths(out["message"])  # a failure message never shows a server path
+    if job.get("state") == "running" and job.get("cancel_requested"):
+        out["cancel_requested"] = True
     res = job.get("result")
     if res is not None:
         out["result"] = {k: v for k, v in res.items() if k != "file"}
@@ -155,12 +158,29 @@ def list_jobs(p: Annotated[Principal, require("jobs:read")], service: ServiceDep
 def get_job(
     job_id: str, p: Annotated[Principal, require("jobs:read")], service: ServiceDep
 ) -> dict[str, Any]:
-    """State (queued/running/succeeded/failed), progress 0–1, message and result link."""
+    """State (queued/running/succeeded/failed/cancelled), progress 0–1, message and result link."""
     job = _own_job(service, job_id, p)
     view = _job_view(job)
     if job["state"] == "succeeded" and job["result"] and job["result"].get("file"):
         view["result"]["href"] = f"/jobs/{job_id}/result"
     return view
+
+
+@router.post("/{job_id}/cancel", responses=errors(409))
+def cancel_job(
+    job_id: str, p: Annotated[Principal, require("jobs:cancel")], service: ServiceDep
+) -> dict[str, Any]:
+    """Cancel one of your jobs (an admin: anyone's); answer its state.
+
+    A queued job is ``cancelled`` at once.  A running one answers ``running`` with
+    ``cancel_requested``: its worker stops it — a merge, geocode or re-import at its next progress
+    step, an analysis within about a second (its child process is killed) — and it ends
+    ``cancelled``, having stored nothing; poll ``GET /jobs/{id}``.  Cancelling
+    a cancelled job changes nothing; a job that has already succeeded or failed answers 409.
+    """
+    job = _own_job(service, job_id, p)
+    service.jobs.cancel(job["job_id"])
+    return _job_view(service.meta.get_job(job["job_id"]))
 
 
 @router.get(

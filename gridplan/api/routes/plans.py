@@ -13,7 +13,7 @@ from gridplan.api.deps import ServiceDep, require
 from gridplan.api.routes.uploads import store_upload
 from gridplan.api.schemas import content, errors
 from gridplan.api.service import Service
-from gridplan.api.tasks import reimport_task, start_job
+from gridplan.api.tasks import start_job
 from gridplan.store.meta import PlanConflictError
 
 __all__ = ["router"]
@@ -130,4 +130,4 @@ def reimport(
         return conflict
     up = store_upload(service, file, "grids", p.name)
     params = {"plan_id": plan_id, "upload_id": up["upload_id"], "branch": branch}
-    return {**start_job(service, "reimport", p.name, params, reimport_task), "upload": up}
+    return {**start_job(service, "reimport", p.name, params), "upload": up}
