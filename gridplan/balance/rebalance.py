@@ -183,7 +183,7 @@ def rebalance(
     )
     m = ctx.mean_wpw
     hi = o.max_staff if o.max_staff is not None else np.inf
-    over = run.st.W > (hi + 0.5) * m if m > 0 else np.zeros(len(run.st.W), dtype=bool)
+    over = run.st.W / m > hi + 0.5 if m > 0 else np.zeros(len(run.st.W), dtype=bool)
     note = binding_note(
         cands,
         k,
