@@ -1,39 +1,70 @@
 """Planner edits of a plan, with their consequences before saving: the engine behind editor and API.
 
 A planner redraws grids by moving atomic units between them (boundaries follow atomic units, so an
-edit never makes a sliver).  Three operations, each a small frozen dataclass so that the browser
-editor, the HTTP API (JSON ``{"op": "reassign", …}``) and scripts send the same thing:
+edit never makes a sliver), and, for the rare unit that does not follow reality, by moving a vertex
+of a grid's outline.  Four operations, each a small frozen dataclass so that the browser editor,
+the HTTP API (JSON ``{"op": "reassign", …}``) and scripts send the same thing:
 
 * :class:`Reassign` — give some units to a grid (usually a neighbour);
 * :class:`SplitGrid` — cut a grid in two by a drawn line: units whose representative point lies
   left of the line (walking from its first to its last vertex) form a new grid with a fresh code;
-* :class:`MergeGrids` — give all units of one grid to another.
+* :class:`MergeGrids` — give all units of one grid to another;
+* :class:`MoveVertex` — move one vertex of a grid's outline.  The land between the old and the new
+  outline changes hands: the piece of each unit it covers is cut off as a new atomic unit (a fresh
+  ``unit_id``, ``parent_unit_id`` naming the unit it came from) and given to the grid (land gained)
+  or to the neighbouring grid it shares most edge with (land lost).  The cut unit's households,
+  residents, rental rooms and addresses are divided between its parts by the buildings and
+  standard addresses inside each part when the session has them (``buildings=``,
+  ``addresses=``), else by area; integer counts stay integers and totals are conserved exactly.
+  ``to`` snaps to an existing unit vertex within ``snap_m`` (1 m).  The units stay a partition
+  (pieces are cut by exact overlay); the usual rules then apply, so a move across a community
+  line is a violation ("spans 2 communities").
 
 :class:`EditSession` applies operations to a working copy (undo/redo), and after each one reports
 :class:`Consequences`: per affected grid its households, residents, band status, contiguity and
 community nesting; the departmental grids newly cut; the units (and their households) that changed
-grid; and the rule violations that block saving (a grid spanning two communities, a grid in two
-parts, a unit in no grid).  :meth:`EditSession.to_plan` writes nothing: it returns the child plan
-(``Plan.derive(kind="edit")``) or raises :class:`~gridplan.errors.InputError` naming the violation.
+grid; the standard addresses that change grid (their count from the units' ``addresses``, their
+ids when the session was given the address library) and, when it was given the buildings, the
+buildings that change grid; the units whose shape changed; and the rule violations that block
+saving (a grid spanning two communities, a grid in two parts, a unit in no grid).  Geocoded cases
+are not among them: a plan does not carry them (they are a geocode job's output).
+:meth:`EditSession.to_plan` writes nothing: it returns the child plan (``Plan.derive(kind="edit")``)
+or raises :class:`~gridplan.errors.InputError` naming the violation.
 
 Written here, not taken from a library: QGIS's topological editing and ArcGIS's web editing know
 polygons, not household bands, communities or departmental lineage.  Rook adjacency and connected
-parts come from :mod:`gridplan.balance.graph` (shared with the rebalancer).
+parts come from :mod:`gridplan.balance.graph` (shared with the rebalancer); the geometry of a vertex
+move from :mod:`gridplan.balance._reshape`; the operations and consequences as values from
+:mod:`gridplan.balance._edit_ops`.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from gridplan.balance.graph import UnitGraph, unit_adjacency
+from gridplan.balance._edit_ops import (
+    Consequences,
+    GridState,
+    MergeGrids,
+    MoveVertex,
+    Operation,
+    PointsMoved,
+    Reassign,
+    SplitGrid,
+    operation_from_json,
+)
+from gridplan.balance._reshape import divide_counts, moved_outline, nearest_vertex, polygon_parts
+from gridplan.balance.graph import unit_adjacency
 from gridplan.balance.proposal import band_qa
 from gridplan.errors import InputError
 from gridplan.hexindex import build_h3_index
@@ -45,122 +76,24 @@ __all__ = [
     "EditSession",
     "GridState",
     "MergeGrids",
+    "MoveVertex",
+    "Operation",
+    "PointsMoved",
     "Reassign",
     "SplitGrid",
     "operation_from_json",
 ]
 
+#: Statistics a building carries (the merge sums them into units); ``addresses`` counts points.
+_BUILDING_STATS = ("households", "residents", "floating_residents", "rental_rooms")
 
-@dataclass(frozen=True)
-class Reassign:
-    """Give the units *units* (``unit_id``) to grid *to_grid*."""
-
-    units: tuple[str, ...]
-    to_grid: str
-
-
-@dataclass(frozen=True)
-class SplitGrid:
-    """Cut grid *grid* by the line *line* (compute CRS); the units left of it become a new grid."""
-
-    grid: str
-    line: shapely.LineString
-
-
-@dataclass(frozen=True)
-class MergeGrids:
-    """Give every unit of grid *absorb* to grid *keep* (*absorb* is retired)."""
-
-    keep: str
-    absorb: str
-
-
-Operation = Reassign | SplitGrid | MergeGrids
-
-
-def operation_from_json(obj: dict[str, Any]) -> Operation:
-    """Read one operation as the API sends it (``{"op": "reassign", "units": […], "to_grid": …}``).
-
-    ``split`` takes ``"line": [[x, y], …]`` in the plan's CRS.
-
-    Raises
-    ------
-    InputError
-        Unknown ``op`` or a missing/ill-typed field (named).
-
-    """
-    op = obj.get("op")
-    try:
-        if op == "reassign":
-            return Reassign(tuple(str(u) for u in obj["units"]), str(obj["to_grid"]))
-        if op == "split":
-            return SplitGrid(str(obj["grid"]), shapely.LineString(obj["line"]))
-        if op == "merge":
-            return MergeGrids(str(obj["keep"]), str(obj["absorb"]))
-    except (KeyError, TypeError, ValueError, shapely.errors.GEOSException) as exc:
-        raise InputError(f"edit operation {op!r} is incomplete or malformed ({exc})", field=str(op)) from None
-    raise InputError(f"unknown edit operation {op!r}; use reassign, split or merge", field="op")
-
-
-@dataclass(frozen=True)
-class GridState:
-    """One grid after an edit: counts, band status and the rules it breaks (empty when legal)."""
-
-    grid_code: str
-    households: float
-    residents: float
-    units: int
-    band_status: str
-    communities: tuple[str, ...]
-    parts: int
-    problems: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Consequences:
-    """What the edits so far do, against the parent plan."""
-
-    grids: tuple[GridState, ...]
-    moved_units: pd.DataFrame
-    households_moved: float
-    dept_grids_newly_cut: tuple[tuple[str, str], ...]
-    violations: tuple[str, ...]
-    unassigned_units: tuple[str, ...] = field(default=())
-
-    @property
-    def legal(self) -> bool:
-        """True when the edited plan may be saved."""
-        return not self.violations
-
-    def to_json(self, max_units: int = 1000) -> dict[str, Any]:
-        """Return the consequences as the API answers them (JSON types; *max_units* moves listed)."""
-        moved = self.moved_units.head(max_units)
-        return {
-            "legal": self.legal,
-            "violations": list(self.violations),
-            "households_moved": self.households_moved,
-            "units_moved": len(self.moved_units),
-            "grids": [
-                {**{k: getattr(g, k) for k in ("grid_code", "households", "residents", "units",
-                                                "band_status", "parts")},
-                 "communities": list(g.communities), "problems": list(g.problems)}
-                for g in self.grids
-            ],
-            "dept_grids_newly_cut": [
-                {"department": d, "dept_grid_id": i} for d, i in self.dept_grids_newly_cut
-            ],
-            "moved": [
-                {"unit_id": str(r.unit_id), "from_grid": str(r.from_grid), "to_grid": str(r.to_grid),
-                 "households": float(r.households)}
-                for r in moved.itertuples(index=False)
-            ],
-            "unassigned_units": list(self.unassigned_units),
-        }
+#: Pieces of a cut smaller than this (m²) are noise of the overlay, not land: they stay put.
+_MIN_PIECE_M2 = 0.01
 
 
 @dataclass(frozen=True)
 class _DeptIndex:
-    """One department's grids over the units: each unit's grid number (-1: none), names, members."""
+    """One department's grids over the parent's units: grid number per unit (-1: none), names, members."""
 
     codes: np.ndarray
     names: list[str]
@@ -168,38 +101,136 @@ class _DeptIndex:
     before: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Units:
+    """The working units: the parent's, reshaped by vertex moves, the pieces cut off appended.
+
+    ``root`` is the parent-plan unit whose land a unit lies in (itself for the parent's units), so
+    community, lineage and the parent grid (``parent_grid``) of a piece are its root's.
+    """
+
+    ids: np.ndarray
+    geoms: np.ndarray
+    stats: np.ndarray  # (n, len(UNIT_STATS))
+    root: np.ndarray
+    parent_grid: np.ndarray
+    adj: sparse.csr_matrix
+    new_pos: Mapping[str, int]
+    reshaped: frozenset[int]  # parent units whose shape changed
+    point_unit: Mapping[str, np.ndarray]  # "buildings"/"addresses": unit holding each point (-1 none)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One state of the history: the units and the grid of each."""
+
+    units: _Units
+    assignment: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Points:
+    """Buildings or standard addresses as points: ids, representative points, figures."""
+
+    ids: np.ndarray
+    pts: np.ndarray
+    values: np.ndarray  # (n, len(_BUILDING_STATS)); empty columns for addresses
+
+
+def _points_of(gdf: gpd.GeoDataFrame | None, id_col: str, crs: Any, with_values: bool) -> _Points | None:
+    if gdf is None:
+        return None
+    if crs is not None and gdf.crs is not None and not gdf.crs.equals(crs):
+        gdf = gdf.to_crs(crs)
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    ids = (text_column(gdf, id_col) if id_col in gdf.columns
+           else np.asarray(gdf.index.astype(str), dtype=object))
+    values = np.zeros((int(ok.sum()), len(_BUILDING_STATS) if with_values else 0))
+    if with_values:
+        for j, c in enumerate(_BUILDING_STATS):
+            values[:, j] = numeric_column(gdf, c)[ok]
+    return _Points(ids[ok], shapely.point_on_surface(geoms[ok]), values)
+
+
+def _locate(pts: np.ndarray, geoms: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Index (into *idx*) of the polygon of ``geoms[idx]`` holding each point; -1 outside all."""
+    out = np.full(len(pts), -1, np.int64)
+    if len(pts) and len(idx):
+        p, g = shapely.STRtree(pts).query(geoms[idx], predicate="intersects")[::-1]
+        o = np.lexsort((g, p))
+        p, g = p[o], g[o]
+        first = np.r_[True, p[1:] != p[:-1]] if len(p) else np.zeros(0, bool)
+        out[p[first]] = g[first]
+    return out
+
+
 class EditSession:
-    """A working copy of a plan's unit → grid assignment, edited operation by operation.
+    """A working copy of a plan's units and their grids, edited operation by operation.
 
     Parameters
     ----------
     plan
         The parent plan (its ``atomic_units`` carry ``unit_id``, ``community_code``,
         ``base_grid_code`` and the departmental lineage columns).
+    buildings
+        Optional buildings (polygons with ``building_id`` and the merge's figures ``households``,
+        ``residents`` …; any CRS): a vertex move divides a cut unit's figures by the buildings in
+        each part, and the consequences list the buildings that change grid.
+    addresses
+        Optional standard addresses (points with ``address_id``; any CRS): a cut unit's
+        ``addresses`` are divided by the points in each part, and the consequences list the ids of
+        the addresses that change grid.
+    snap_m
+        A vertex move's ``from`` must lie this close to a vertex of the grid's outline; its ``to``
+        snaps to an existing unit vertex this close (metres).
 
     """
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        buildings: gpd.GeoDataFrame | None = None,
+        addresses: gpd.GeoDataFrame | None = None,
+        snap_m: float = 1.0,
+    ) -> None:
         self.plan = plan
+        self.snap_m = float(snap_m)
         units = plan.atomic_units
         for col in ("unit_id", "community_code", "base_grid_code"):
             if col not in units.columns:
                 raise InputError(f"the plan's atomic_units lack {col}", layer="atomic_units", field=col)
-        self._ids = text_column(units, "unit_id")
-        self._pos = {u: i for i, u in enumerate(self._ids)}
+        ids = text_column(units, "unit_id")
+        self._pos = {u: i for i, u in enumerate(ids)}
         self._comm = text_column(units, "community_code")
-        self._geoms = np.asarray(units.geometry.values, dtype=object)
-        self._hh = numeric_column(units, "households")
-        self._res = numeric_column(units, "residents")
-        self._parent = text_column(units, "base_grid_code")
-        self._graph: UnitGraph = unit_adjacency(self._geoms, np.zeros(len(units), dtype=np.int64))
-        self._adj = self._graph.matrix().tocsr()
+        geoms = np.asarray(units.geometry.values, dtype=object)
+        self._tree = shapely.STRtree(geoms)
+        self._n0 = len(units)
+        parent = text_column(units, "base_grid_code")
+        self._parent = parent
+        stats = np.column_stack([numeric_column(units, s) for s in UNIT_STATS]) if len(units) else (
+            np.zeros((0, len(UNIT_STATS))))
+        adj = unit_adjacency(geoms, np.zeros(len(units), dtype=np.int64)).matrix().tocsr()
+        self._points = {
+            k: p
+            for k, p in (
+                ("buildings", _points_of(buildings, "building_id", units.crs, True)),
+                ("addresses", _points_of(addresses, "address_id", units.crs, False)),
+            )
+            if p is not None
+        }
+        point_unit = {k: _locate(p.pts, geoms, np.arange(len(geoms))) for k, p in self._points.items()}
+        first = _Units(ids, geoms, stats, np.arange(len(units), dtype=np.int64), parent, adj, {},
+                       frozenset(), point_unit)
         self._dept_units = self._dept_index()
-        self._history: list[np.ndarray] = [self._parent.copy()]
+        self._start = _Step(first, parent.copy())
+        self._history: list[_Step] = [self._start]
         self._cursor = 0
         params = plan.meta.params or {}
         retired = {str(c) for c in params.get("retired_grid_codes", []) or []}  # by earlier proposals
-        self._codes_seen = set(self._parent) | set(text_column(plan.base_grids, "grid_code")) | retired
+        self._codes_seen = set(parent) | set(text_column(plan.base_grids, "grid_code")) | retired
+        self._ids_seen = set(ids)
         self.band = (float(params.get("households_min", 300)), float(params.get("households_max", 500)))
 
     def fresh(self) -> EditSession:
@@ -209,16 +240,33 @@ class EditSession:
         session a plan and hands each request a fresh copy of it.
         """
         new = copy.copy(self)
-        new._history = [self._parent.copy()]
+        new._history = [self._start]
         new._cursor = 0
         new._codes_seen = set(self._codes_seen)
+        new._ids_seen = set(self._ids_seen)
         return new
 
-    # ---- the working assignment ---------------------------------------------------------------
+    # ---- the working state --------------------------------------------------------------------
     @property
     def assignment(self) -> np.ndarray:
-        """Grid code of every unit now (``""``: in no grid)."""
-        return self._history[self._cursor]
+        """Grid code of every unit now (``""``: in no grid); units cut off by vertex moves at the end."""
+        return self._history[self._cursor].assignment
+
+    @property
+    def _units(self) -> _Units:
+        return self._history[self._cursor].units
+
+    def units_now(self) -> gpd.GeoDataFrame:
+        """Return the working units as a table: ``unit_id``, ``grid_code``, ``community_code``, figures."""
+        u = self._units
+        table: dict[str, Any] = {"unit_id": u.ids, "grid_code": self.assignment,
+                                 "community_code": self._comm[u.root]}
+        table.update({s: u.stats[:, j] for j, s in enumerate(UNIT_STATS)})
+        return gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(u.geoms, crs=self.plan.atomic_units.crs))
+
+    def grid_outline(self, grid: str) -> shapely.Geometry:
+        """Outline of *grid* now (the union of its units; plan CRS)."""
+        return shapely.union_all(self._units.geoms[self._units_of(grid)])
 
     def _units_of(self, grid: str) -> np.ndarray:
         idx = np.flatnonzero(self.assignment == grid)
@@ -226,20 +274,27 @@ class EditSession:
             raise InputError(f"grid {grid} does not exist in the plan being edited", field="grid_code")
         return idx
 
-    def _push(self, new: np.ndarray) -> Consequences:
-        self._history = [*self._history[: self._cursor + 1], new]
+    def _index_of(self, unit: str) -> int | None:
+        pos = self._pos.get(unit)
+        return pos if pos is not None else self._units.new_pos.get(unit)
+
+    def _push(self, step: _Step) -> Consequences:
+        self._history = [*self._history[: self._cursor + 1], step]
         self._cursor += 1
         return self.consequences()
 
     def apply(self, op: Operation) -> Consequences:
         """Apply *op* and return the consequences of all edits so far (illegal edits are kept, flagged)."""
+        if isinstance(op, MoveVertex):
+            return self._push(self._move_vertex(op))
         new = self.assignment.copy()
         if isinstance(op, Reassign):
             self._units_of(op.to_grid)
-            missing = [u for u in op.units if u not in self._pos]
+            pos = [self._index_of(u) for u in op.units]
+            missing = [u for u, p in zip(op.units, pos, strict=True) if p is None]
             if missing:
                 raise InputError(f"no atomic unit {missing[0]} in the plan", field="units")
-            new[[self._pos[u] for u in op.units]] = op.to_grid
+            new[[p for p in pos if p is not None]] = op.to_grid
         elif isinstance(op, MergeGrids):
             if op.keep == op.absorb:
                 raise InputError("a grid cannot be merged with itself", field="absorb")
@@ -247,11 +302,11 @@ class EditSession:
             new[self._units_of(op.absorb)] = op.keep
         else:
             new[self._split_side(op)] = self._new_code(op.grid)
-        return self._push(new)
+        return self._push(_Step(self._units, new))
 
     def _split_side(self, op: SplitGrid) -> np.ndarray:
         idx = self._units_of(op.grid)
-        pts = shapely.get_coordinates(shapely.point_on_surface(self._geoms[idx]))
+        pts = shapely.get_coordinates(shapely.point_on_surface(self._units.geoms[idx]))
         line = shapely.get_coordinates(op.line)
         if len(line) < 2:
             raise InputError("a split line needs at least two vertices", field="line")
@@ -278,6 +333,14 @@ class EditSession:
         self._codes_seen.add(code)
         return code
 
+    def _new_unit_id(self, source: str) -> str:
+        """Return ``<source>-<k>``, the first such id never used in this plan or session."""
+        k = 1
+        while f"{source}-{k}" in self._ids_seen:
+            k += 1
+        self._ids_seen.add(f"{source}-{k}")
+        return f"{source}-{k}"
+
     def undo(self) -> Consequences:
         """Step back one operation (no-op at the start)."""
         self._cursor = max(0, self._cursor - 1)
@@ -288,43 +351,256 @@ class EditSession:
         self._cursor = min(len(self._history) - 1, self._cursor + 1)
         return self.consequences()
 
+    # ---- moving a vertex ------------------------------------------------------------------------
+    def _plan_xy(self, op: MoveVertex) -> tuple[np.ndarray, np.ndarray]:
+        src, dst = np.array(op.from_xy, dtype=float), np.array(op.to_xy, dtype=float)
+        if op.crs is not None:
+            from pyproj import CRS, Transformer
+
+            try:
+                tr = Transformer.from_crs(CRS.from_user_input(op.crs), self.plan.atomic_units.crs,
+                                          always_xy=True)
+            except Exception as exc:  # pyproj raises its own CRSError for unknown codes
+                raise InputError(f"unknown CRS {op.crs!r} for the vertex ({exc})", field="crs") from None
+            src = np.array(tr.transform(*src), dtype=float)
+            dst = np.array(tr.transform(*dst), dtype=float)
+        if not (np.isfinite(src).all() and np.isfinite(dst).all()):
+            raise InputError("the vertex coordinates are not finite numbers", field="to")
+        return src, dst
+
+    def _near(self, geom: shapely.Geometry) -> np.ndarray:
+        """Units now intersecting *geom* (the parent's tree, plus the pieces cut from what it finds)."""
+        u = self._units
+        cand = self._tree.query(geom)
+        if len(u.ids) > self._n0:
+            cand = np.r_[cand, self._n0 + np.flatnonzero(np.isin(u.root[self._n0:], cand))]
+        cand = np.unique(cand)
+        return cand[shapely.intersects(u.geoms[cand], geom)]
+
+    def _snap(self, xy: np.ndarray) -> np.ndarray:
+        """*xy*, or the nearest unit vertex within ``snap_m`` of it."""
+        near = self._near(shapely.buffer(shapely.Point(xy), self.snap_m))
+        v = nearest_vertex(self._units.geoms[near], (xy[0], xy[1]), self.snap_m)
+        return xy if v is None else v
+
+    def _move_vertex(self, op: MoveVertex) -> _Step:
+        u, now = self._units, self.assignment
+        mine = self._units_of(op.grid)
+        src, dst = self._plan_xy(op)
+        outline = shapely.union_all(u.geoms[mine])
+        vertex = nearest_vertex(outline, (src[0], src[1]), self.snap_m)
+        if vertex is None:
+            raise InputError(
+                f"no vertex of grid {op.grid}'s outline within {self.snap_m:g} m of "
+                f"({src[0]:.1f}, {src[1]:.1f}): pick one of its corners",
+                field="from",
+            )
+        dst = self._snap(dst)
+        if np.hypot(*(dst - vertex)) <= self.snap_m:
+            raise InputError(f"the vertex does not move (less than {self.snap_m:g} m)", field="to")
+        old, new = moved_outline(outline, vertex, dst, grid=op.grid)
+        gain = shapely.difference(new, outline)
+        loss = shapely.difference(old, new)
+        grid = now.copy()
+        cuts: dict[int, list[tuple[shapely.Polygon, str]]] = {}
+        # land gained: the covered part of each other grid's unit goes to the grid
+        for i in self._near(gain) if not gain.is_empty else []:
+            if now[i] != op.grid:
+                self._cut(i, gain, op.grid, grid, cuts)
+        # land lost: each piece goes to the other grid it shares most edge with ("" if none)
+        for i in self._near(loss) if not loss.is_empty else []:
+            if now[i] == op.grid:
+                self._cut(i, loss, None, grid, cuts)
+        if not cuts and (grid == now).all():
+            raise InputError(f"moving that vertex changes no unit of the plan near grid {op.grid}",
+                             field="to")
+        return self._apply_cuts(cuts, grid)
+
+    def _cut(self, i: int, region: shapely.Geometry, to: str | None, grid: np.ndarray,
+             cuts: dict[int, list[tuple[shapely.Polygon, str]]]) -> None:
+        """Record the cut of unit *i* by *region* (pieces inside go to *to*, or to a neighbour)."""
+        geom = self._units.geoms[i]
+        inside = polygon_parts(shapely.intersection(geom, region), _MIN_PIECE_M2)
+        if not inside:
+            return
+        rest = polygon_parts(shapely.difference(geom, region), _MIN_PIECE_M2)
+        owner = [to if to is not None else self._neighbour_grid(p, str(grid[i]), grid) for p in inside]
+        if not rest and len(inside) == 1:
+            grid[i] = owner[0]  # the whole unit changes hands: no new unit
+            return
+        keep = rest[0] if rest else inside.pop(0)
+        keep_grid = str(grid[i]) if rest else owner.pop(0)
+        grid[i] = keep_grid
+        cuts[i] = [(keep, keep_grid), *((p, str(grid[i])) for p in rest[1:]),
+                   *zip(inside, owner, strict=True)]
+
+    def _neighbour_grid(self, piece: shapely.Polygon, own: str, now: np.ndarray) -> str:
+        """Grid (in *now*) other than *own* whose units share most edge with *piece* (``""``: none)."""
+        u = self._units
+        near = self._near(piece)
+        near = near[now[near] != own]
+        if not len(near):
+            return ""
+        edge = shapely.boundary(piece)
+        shared = shapely.length(shapely.intersection(shapely.boundary(u.geoms[near]), edge))
+        k = int(np.argmax(shared))
+        return str(now[near[k]]) if shared[k] > 0 else ""
+
+    def _apply_cuts(self, cuts: dict[int, list[tuple[shapely.Polygon, str]]], grid: np.ndarray) -> _Step:
+        """Return the next step: cut units reshaped, their other parts appended as new units."""
+        u = self._units
+        geoms, stats = u.geoms.copy(), u.stats.copy()
+        point_unit = {k: v.copy() for k, v in u.point_unit.items()}
+        new_ids: list[str] = []
+        new_geoms: list[shapely.Polygon] = []
+        new_stats: list[np.ndarray] = []
+        new_src: list[int] = []
+        new_grid: list[str] = []
+        n = len(u.ids)
+        for i, parts in cuts.items():
+            polys = np.array([p for p, _ in parts], dtype=object)
+            area = shapely.area(polys)
+            if abs(area.sum() - shapely.area(u.geoms[i])) > 1e-6 * max(1.0, area.sum()) + _MIN_PIECE_M2:
+                raise InputError(f"unit {u.ids[i]} cannot be cut exactly there; move the vertex a little",
+                                 field="to")
+            held = {k: np.flatnonzero(v == i) for k, v in point_unit.items()}
+            where = {k: _locate(self._points[k].pts[m], polys, np.arange(len(polys)))
+                     for k, m in held.items()}
+            weights = np.zeros((len(polys), len(UNIT_STATS)))
+            if "buildings" in where:
+                w = where["buildings"]
+                vals = self._points["buildings"].values[held["buildings"]][w >= 0]
+                for j in range(len(_BUILDING_STATS)):
+                    weights[:, j] = np.bincount(w[w >= 0], vals[:, j], len(polys))
+            if "addresses" in where:
+                w = where["addresses"]
+                weights[:, UNIT_STATS.index("addresses")] = np.bincount(w[w >= 0], minlength=len(polys))
+            shares = divide_counts(u.stats[i], weights, area)
+            geoms[i], stats[i], grid[i] = polys[0], shares[0], parts[0][1]
+            index = [i]
+            for k in range(1, len(parts)):
+                index.append(n + len(new_ids))
+                new_ids.append(self._new_unit_id(str(u.ids[u.root[i]])))
+                new_geoms.append(polys[k])
+                new_stats.append(shares[k])
+                new_src.append(i)
+                new_grid.append(parts[k][1])
+            for kind, w in where.items():
+                point_unit[kind][held[kind][w >= 0]] = np.asarray(index)[w[w >= 0]]
+        src = np.asarray(new_src, dtype=np.int64)
+        ids = np.r_[u.ids, np.asarray(new_ids, dtype=object)]
+        all_geoms = np.r_[geoms, np.asarray(new_geoms, dtype=object)] if new_ids else geoms
+        all_stats = np.vstack([stats, *new_stats]) if new_ids else stats
+        root = np.r_[u.root, u.root[src]]
+        touched = np.r_[np.fromiter(cuts, dtype=np.int64, count=len(cuts)), np.arange(n, n + len(new_ids))]
+        units = _Units(
+            ids=ids,
+            geoms=all_geoms,
+            stats=all_stats,
+            root=root,
+            parent_grid=np.r_[u.parent_grid, u.parent_grid[src]],
+            adj=self._patched_adjacency(all_geoms, root, touched),
+            new_pos={**u.new_pos, **{x: n + k for k, x in enumerate(new_ids)}},
+            reshaped=u.reshaped | {int(i) for i in cuts if i < self._n0},
+            point_unit=point_unit,
+        )
+        return _Step(units, np.r_[grid, np.asarray(new_grid, dtype=object)].astype(object))
+
+    def _patched_adjacency(
+        self, geoms: np.ndarray, root: np.ndarray, touched: np.ndarray
+    ) -> sparse.csr_matrix:
+        """Return the adjacency with the rows of the *touched* units recomputed among their neighbours."""
+        old = self._units.adj.tocoo()
+        n = len(geoms)
+        region = shapely.union_all(geoms[touched])
+        cand = self._tree.query(region)
+        cand = np.r_[cand, self._n0 + np.flatnonzero(np.isin(root[self._n0:], cand))]
+        sub = np.unique(np.r_[cand, touched])
+        local = unit_adjacency(geoms[sub], np.zeros(len(sub), dtype=np.int64)).matrix().tocoo()
+        r, c = sub[local.row], sub[local.col]
+        hit = np.isin(r, touched) | np.isin(c, touched)
+        keep = ~(np.isin(old.row, touched) | np.isin(old.col, touched))
+        rows, cols = np.r_[old.row[keep], r[hit]], np.r_[old.col[keep], c[hit]]
+        m = sparse.csr_matrix((np.r_[old.data[keep], local.data[hit]], (rows, cols)), shape=(n, n))
+        m.sort_indices()
+        return m
+
     # ---- consequences -------------------------------------------------------------------------
-    def consequences(self) -> Consequences:
-        """Consequences of the edits so far against the parent plan (see :class:`Consequences`)."""
-        now = self.assignment
-        moved = np.flatnonzero(now != self._parent)
-        affected = sorted(set(now[moved]) | set(self._parent[moved]) - {""})
+    def consequences(self, *, max_ids: int = 50) -> Consequences:
+        """Consequences of the edits so far against the parent plan (see :class:`Consequences`).
+
+        At most *max_ids* address and building ids are listed (all are counted).
+        """
+        u, now = self._units, self.assignment
+        moved = np.flatnonzero(now != u.parent_grid)
+        affected = sorted((set(now[moved]) | set(u.parent_grid[moved])) - {""})
         # units of the affected grids in one hashed pass (not one scan of every unit per grid)
         sel = np.flatnonzero(pd.Series(now).isin(affected).to_numpy())
         members = {str(g): sel[pos] for g, pos in pd.Series(sel).groupby(now[sel]).indices.items()}
         grids = tuple(self._grid_state(g, members[g]) for g in affected if g in members)
-        unassigned = tuple(self._ids[now == ""])
+        unassigned = tuple(u.ids[now == ""])
         violations = [f"grid {s.grid_code}: {p}" for s in grids for p in s.problems]
-        violations += [f"unit {u} is in no grid" for u in unassigned]
+        violations += [f"unit {x} is in no grid" for x in unassigned]
+        hh = u.stats[:, UNIT_STATS.index("households")]
         moved_df = pd.DataFrame(
             {
-                "unit_id": self._ids[moved],
-                "from_grid": self._parent[moved],
+                "unit_id": u.ids[moved],
+                "from_grid": u.parent_grid[moved],
                 "to_grid": now[moved],
-                "households": self._hh[moved],
+                "households": hh[moved],
             }
         )
+        is_moved = now != u.parent_grid
+        addresses = self._points_moved("addresses", is_moved, max_ids)
+        if addresses is None:
+            count = u.stats[moved, UNIT_STATS.index("addresses")].sum()
+            addresses = PointsMoved(round(float(count)), (), listed=False)
         return Consequences(
             grids=grids,
             moved_units=moved_df,
-            households_moved=float(self._hh[moved].sum()),
+            households_moved=float(hh[moved].sum()),
             dept_grids_newly_cut=self._newly_cut(),
             violations=tuple(violations),
             unassigned_units=unassigned,
+            addresses_moved=addresses,
+            buildings_moved=self._points_moved("buildings", is_moved, max_ids),
+            changed_units=self._changed_units(),
+        )
+
+    def _points_moved(self, kind: str, is_moved: np.ndarray, max_ids: int) -> PointsMoved | None:
+        if kind not in self._points:
+            return None
+        where = self._units.point_unit[kind]
+        hit = np.flatnonzero((where >= 0) & is_moved[np.maximum(where, 0)])
+        ids = tuple(str(x) for x in self._points[kind].ids[hit[:max_ids]])
+        return PointsMoved(len(hit), ids, listed=True)
+
+    def _changed_units(self) -> gpd.GeoDataFrame | None:
+        u = self._units
+        idx = np.r_[np.array(sorted(u.reshaped), dtype=np.int64), np.arange(self._n0, len(u.ids))]
+        if not len(idx):
+            return None
+        return gpd.GeoDataFrame(
+            {
+                "unit_id": u.ids[idx],
+                "parent_unit_id": np.where(idx >= self._n0, u.ids[u.root[idx]], ""),
+                "grid_code": self.assignment[idx],
+                "community_code": self._comm[u.root[idx]],
+                "households": u.stats[idx, UNIT_STATS.index("households")],
+                "residents": u.stats[idx, UNIT_STATS.index("residents")],
+            },
+            geometry=gpd.GeoSeries(u.geoms[idx], crs=self.plan.atomic_units.crs),
         )
 
     def _grid_state(self, grid: str, idx: np.ndarray) -> GridState:
-        hh, res = float(self._hh[idx].sum()), float(self._res[idx].sum())
+        u = self._units
+        hh = float(u.stats[idx, UNIT_STATS.index("households")].sum())
+        res = float(u.stats[idx, UNIT_STATS.index("residents")].sum())
         lo, hi = self.band
-        comms = tuple(sorted(set(self._comm[idx])))
+        comms = tuple(sorted(set(self._comm[u.root[idx]])))
         # parts of the grid: components of the adjacency restricted to its own units (a few dozen),
         # so an edit costs what the grids it touches hold, not what the city holds
-        parts = int(connected_components(self._adj[idx][:, idx], directed=False)[0]) if len(idx) else 0
+        parts = int(connected_components(u.adj[idx][:, idx], directed=False)[0]) if len(idx) else 0
         problems = []
         if len(comms) > 1:
             problems.append(f"spans {len(comms)} communities ({', '.join(comms)})")
@@ -352,19 +628,27 @@ class EditSession:
     def _newly_cut(self) -> tuple[tuple[str, str], ...]:
         """Departmental grids whose units now lie in more base grids than in the parent plan.
 
-        Only departmental grids holding a moved unit can change, so only those are counted again.
+        Only departmental grids holding a moved unit can change, so only those are counted again;
+        a piece cut off by a vertex move belongs to its root unit's departmental grids.
         """
-        moved = np.flatnonzero(self.assignment != self._parent)
+        u, now = self._units, self.assignment
+        moved = np.flatnonzero(now != u.parent_grid)
+        pieces = np.arange(self._n0, len(u.ids))
         out: list[tuple[str, str]] = []
         for dept, d in self._dept_units.items():
-            for k in sorted(set(d.codes[moved].tolist()) - {-1}):
-                if len(set(self.assignment[d.members[k]])) > d.before[k]:
+            piece_codes = d.codes[u.root[pieces]]
+            for k in sorted(set(d.codes[u.root[moved]].tolist()) - {-1}):
+                members = np.r_[d.members[k], pieces[piece_codes == k]]
+                if len(set(now[members])) > d.before[k]:
                     out.append((dept, d.names[k]))
         return tuple(out)
 
     # ---- saving -------------------------------------------------------------------------------
     def to_plan(self, message: str = "") -> Plan:
         """Return the edited plan as a new version (``kind="edit"``, parent = the edited plan).
+
+        Units cut by vertex moves carry their new shapes and figures; the pieces cut off are new
+        rows (``parent_unit_id`` = the parent-plan unit they were cut from).
 
         Raises
         ------
@@ -375,9 +659,9 @@ class EditSession:
         cons = self.consequences()
         if not cons.legal:
             raise InputError(f"the edited plan cannot be saved: {cons.violations[0]}", field="edits")
-        units = self.plan.atomic_units.copy()
-        units["base_grid_code"] = self.assignment.astype(object)
-        grids = grids_from_units(units, self.plan.base_grids, self.band)
+        units = self._units_table()
+        grids = grids_from_units(units, self.plan.base_grids, self.band,
+                                 overlay=set(self.assignment[self._reshaped_index()]))
         crosswalk, fit = crosswalk_from_units(units, self.plan.meta.departments)
         params = {**(self.plan.meta.params or {}), "edit_message": message}
         params.pop("summary", None)
@@ -392,18 +676,61 @@ class EditSession:
             qa_issues=band_qa(self.plan.qa_issues, grids, self.band),
         )
 
+    def _reshaped_index(self) -> np.ndarray:
+        u = self._units
+        return np.r_[np.array(sorted(u.reshaped), dtype=np.int64), np.arange(self._n0, len(u.ids))]
+
+    def _units_table(self) -> gpd.GeoDataFrame:
+        """Return the parent's ``atomic_units`` with the working shapes, figures, grids; pieces appended."""
+        u = self._units
+        parent = self.plan.atomic_units
+        units = pd.concat([parent, parent.iloc[u.root[self._n0:]]], ignore_index=True)
+        units = gpd.GeoDataFrame(units, geometry=parent.geometry.name, crs=parent.crs)
+        changed = self._reshaped_index()
+        if len(changed):
+            units["unit_id"] = u.ids
+            if "parent_unit_id" not in units.columns:
+                units["parent_unit_id"] = ""
+            pieces = np.arange(self._n0, len(u.ids))
+            units.loc[pieces, "parent_unit_id"] = u.ids[u.root[pieces]]
+            units.loc[changed, units.geometry.name] = gpd.GeoSeries(u.geoms[changed], index=changed,
+                                                                    crs=parent.crs)
+            for j, s in enumerate(UNIT_STATS):
+                if s in units.columns:
+                    values = u.stats[changed, j]
+                    if pd.api.types.is_integer_dtype(parent[s].dtype):
+                        values = np.round(values).astype(parent[s].dtype)
+                    units.loc[changed, s] = values
+            if "area_m2" in units.columns:
+                units.loc[changed, "area_m2"] = shapely.area(u.geoms[changed])
+        units["base_grid_code"] = self.assignment.astype(object)
+        return units
+
 
 def grids_from_units(
-    units: gpd.GeoDataFrame, old_grids: pd.DataFrame, band: tuple[float, float]
+    units: gpd.GeoDataFrame,
+    old_grids: pd.DataFrame,
+    band: tuple[float, float],
+    *,
+    overlay: set[str] | frozenset[str] = frozenset(),
 ) -> gpd.GeoDataFrame:
     """Dissolve units into base grids by ``base_grid_code``: geometry, summed counts, band status.
 
-    Community and town names come from *old_grids* (by community code).
+    Community and town names come from *old_grids* (by community code).  Grids are unioned as an
+    exact coverage (units share identical edges) except the grids in *overlay* (holding units cut
+    by a vertex move, whose new edges may meet an uncut neighbour's edge mid-segment): those by
+    overlay union.
     """
     code = text_column(units, "base_grid_code")
     codes, inv = np.unique(code, return_inverse=True)
     geoms = np.asarray(units.geometry.values, dtype=object)
-    shapes = np.array([shapely.coverage_union_all(geoms[inv == k]) for k in range(len(codes))], dtype=object)
+    shapes = np.array(
+        [
+            (shapely.union_all if c in overlay else shapely.coverage_union_all)(geoms[inv == k])
+            for k, c in enumerate(codes)
+        ],
+        dtype=object,
+    )
     comm = text_column(units, "community_code")
     first = np.array([np.flatnonzero(inv == k)[0] for k in range(len(codes))])
     names = old_grids.drop_duplicates("community_code").set_index("community_code")
