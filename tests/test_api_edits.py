@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from common import C1, C2, make_plan
+from common import C1, C2, X0, Y0, make_plan
 from test_api import TestClient, _auth, _make
 
 G11, G12, G21 = C1 + "001", C1 + "002", C2 + "001"
@@ -95,3 +95,64 @@ def test_leaders_and_analysts_cannot_edit(edit_client: tuple[TestClient, str]) -
         r = client.post(f"/plans/{plan_id}/edits/preview", json={"operations": [_reassign("U0003", G12)]},
                         headers=_auth(client, role))
         assert r.status_code == 403, role
+
+
+def _lon_lat(x: float, y: float) -> list[float]:
+    from pyproj import Transformer
+
+    return list(Transformer.from_crs(4547, 4326, always_xy=True).transform(X0 + x, Y0 + y))
+
+
+def _has_vertex(feature: dict[str, Any], x: float, y: float) -> bool:
+    lon, lat = _lon_lat(x, y)
+    ring = feature["geometry"]["coordinates"][0]
+    return min(abs(a - lon) + abs(b - lat) for a, b in ring) < 1e-9
+
+
+def test_a_vertex_move_in_lon_lat_is_previewed_with_its_new_shapes_and_saved(
+    edit_client: tuple[TestClient, str],
+) -> None:
+    client, plan_id = edit_client
+    planner = _auth(client, "planner")
+    r = client.post(f"/plans/{plan_id}/edits/outline", json={"grid": G11}, headers=planner)
+    assert r.status_code == 200, r.text
+    assert _has_vertex(r.json(), 1000, 500)
+    move = {"op": "move_vertex", "grid": G11, "from": _lon_lat(1000, 500), "to": _lon_lat(1200, 500),
+            "crs": "EPSG:4326"}
+    r = client.post(f"/plans/{plan_id}/edits/preview", json={"operations": [move]}, headers=planner)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    grids = {g["grid_code"]: g["households"] for g in body["grids"]}
+    assert grids == {G11: 440, G12: 360}
+    assert body["units_reshaped"] == 4
+    assert sorted(f["properties"]["unit_id"] for f in body["changed_units"]["features"]) == [
+        "U0005", "U0005-1", "U0006", "U0006-1"]
+    assert body["addresses_moved"] == {"count": 4, "ids": [], "listed": False}
+    r = client.post(f"/plans/{plan_id}/edits/outline", json={"grid": G11, "operations": [move]},
+                    headers=planner)
+    assert _has_vertex(r.json(), 1200, 500)  # the outline after the move
+    r = client.post(f"/plans/{plan_id}/edits", json={"operations": [move]}, headers=planner)
+    assert r.status_code == 201, r.text
+    child = r.json()["plan_id"]
+    d = client.get(f"/plans/{child}/diff", params={"against": "parent"}, headers=planner)
+    assert d.status_code == 200, d.text
+    d = d.json()
+    assert d["old_plan_id"] == plan_id
+    assert d["summary"]["households_moved"] == pytest.approx(40)
+    for side in ("before", "after"):
+        props = {f["properties"]["grid_code"]: f["properties"] for f in d[side]["features"]}
+        assert {c for c, p in props.items() if p["changed"]} == {G11, G12}
+        assert props[G11]["change"] == "reshaped"
+        assert (props[G11]["households_old"], props[G11]["households_new"]) == (400, 440)
+        assert not props[G21]["changed"]  # context around the change
+    off = {**move, "from": _lon_lat(900, 500)}
+    r = client.post(f"/plans/{plan_id}/edits/preview", json={"operations": [off]}, headers=planner)
+    assert r.status_code == 422
+    assert "no vertex of grid" in r.text
+
+
+def test_a_diff_against_the_parent_of_a_first_version_is_refused(edit_client: tuple[TestClient, str]) -> None:
+    client, plan_id = edit_client
+    r = client.get(f"/plans/{plan_id}/diff", headers=_auth(client, "planner"))
+    assert r.status_code == 422
+    assert "has no parent" in r.text
