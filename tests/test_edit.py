@@ -239,7 +239,19 @@ def test_a_vertex_moved_out_cuts_the_neighbours_units_and_gives_the_pieces_to_th
     assert shapely.Point(X0 + 1100, Y0 + 500).within(g11)
     assert overlap_area(np.asarray(child.base_grids.geometry.values)) == pytest.approx(0, abs=1e-6)
     d = diff_plans(session.plan, child)
-    assert d.summary["households_moved"] == pytest.approx(40)
+    assert d.summary["moves_method"] == "units"  # the pieces are followed by id, with their own figures
+    assert d.summary["households_moved"] == 40
+    assert list(d.moves["unit_id"]) == [_unit(0, 2, 0) + "-1", _unit(0, 2, 1) + "-1"]
+    assert d.moves["share"].tolist() == pytest.approx([0.2, 0.2])
+
+
+def test_the_diff_follows_pieces_with_the_figures_the_edit_gave_them() -> None:
+    """A move that is not a round fraction of a unit: the diff says what the editor said (integers)."""
+    s = EditSession(make_plan(plan_id="P0"))
+    cons = s.apply(MoveVertex(G11, MID_EAST, (X0 + 1213.7, Y0 + 512.9)))
+    d = diff_plans(s.plan, s.to_plan())
+    assert d.summary["households_moved"] == cons.households_moved
+    assert float(cons.households_moved).is_integer()
 
 
 def test_a_vertex_moved_in_gives_the_cut_pieces_to_the_neighbour_and_undo_restores(
