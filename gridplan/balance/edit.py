@@ -41,7 +41,6 @@ move from :mod:`gridplan.balance._reshape`; the operations and consequences as v
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +48,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
 from gridplan.balance._edit_ops import (
@@ -63,7 +61,7 @@ from gridplan.balance._edit_ops import (
     SplitGrid,
     operation_from_json,
 )
-from gridplan.balance._reshape import divide_counts, moved_outline, nearest_vertex, polygon_parts
+from gridplan.balance._reshape import Frame, Step, Units, VertexMove, locate, points_of
 from gridplan.balance.graph import unit_adjacency
 from gridplan.balance.proposal import band_qa
 from gridplan.errors import InputError
@@ -84,13 +82,6 @@ __all__ = [
     "operation_from_json",
 ]
 
-#: Statistics a building carries (the merge sums them into units); ``addresses`` counts points.
-_BUILDING_STATS = ("households", "residents", "floating_residents", "rental_rooms")
-
-#: Pieces of a cut smaller than this (m²) are noise of the overlay, not land: they stay put.
-_MIN_PIECE_M2 = 0.01
-
-
 @dataclass(frozen=True)
 class _DeptIndex:
     """One department's grids over the parent's units: grid number per unit (-1: none), names, members."""
@@ -99,70 +90,6 @@ class _DeptIndex:
     names: list[str]
     members: list[np.ndarray]
     before: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Units:
-    """The working units: the parent's, reshaped by vertex moves, the pieces cut off appended.
-
-    ``root`` is the parent-plan unit whose land a unit lies in (itself for the parent's units), so
-    community, lineage and the parent grid (``parent_grid``) of a piece are its root's.
-    """
-
-    ids: np.ndarray
-    geoms: np.ndarray
-    stats: np.ndarray  # (n, len(UNIT_STATS))
-    root: np.ndarray
-    parent_grid: np.ndarray
-    adj: sparse.csr_matrix
-    new_pos: Mapping[str, int]
-    reshaped: frozenset[int]  # parent units whose shape changed
-    point_unit: Mapping[str, np.ndarray]  # "buildings"/"addresses": unit holding each point (-1 none)
-
-
-@dataclass(frozen=True)
-class _Step:
-    """One state of the history: the units and the grid of each."""
-
-    units: _Units
-    assignment: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Points:
-    """Buildings or standard addresses as points: ids, representative points, figures."""
-
-    ids: np.ndarray
-    pts: np.ndarray
-    values: np.ndarray  # (n, len(_BUILDING_STATS)); empty columns for addresses
-
-
-def _points_of(gdf: gpd.GeoDataFrame | None, id_col: str, crs: Any, with_values: bool) -> _Points | None:
-    if gdf is None:
-        return None
-    if crs is not None and gdf.crs is not None and not gdf.crs.equals(crs):
-        gdf = gdf.to_crs(crs)
-    geoms = np.asarray(gdf.geometry.values, dtype=object)
-    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    ids = (text_column(gdf, id_col) if id_col in gdf.columns
-           else np.asarray(gdf.index.astype(str), dtype=object))
-    values = np.zeros((int(ok.sum()), len(_BUILDING_STATS) if with_values else 0))
-    if with_values:
-        for j, c in enumerate(_BUILDING_STATS):
-            values[:, j] = numeric_column(gdf, c)[ok]
-    return _Points(ids[ok], shapely.point_on_surface(geoms[ok]), values)
-
-
-def _locate(pts: np.ndarray, geoms: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Index (into *idx*) of the polygon of ``geoms[idx]`` holding each point; -1 outside all."""
-    out = np.full(len(pts), -1, np.int64)
-    if len(pts) and len(idx):
-        p, g = shapely.STRtree(pts).query(geoms[idx], predicate="intersects")[::-1]
-        o = np.lexsort((g, p))
-        p, g = p[o], g[o]
-        first = np.r_[True, p[1:] != p[:-1]] if len(p) else np.zeros(0, bool)
-        out[p[first]] = g[first]
-    return out
 
 
 class EditSession:
@@ -215,17 +142,17 @@ class EditSession:
         self._points = {
             k: p
             for k, p in (
-                ("buildings", _points_of(buildings, "building_id", units.crs, True)),
-                ("addresses", _points_of(addresses, "address_id", units.crs, False)),
+                ("buildings", points_of(buildings, "building_id", units.crs, True)),
+                ("addresses", points_of(addresses, "address_id", units.crs, False)),
             )
             if p is not None
         }
-        point_unit = {k: _locate(p.pts, geoms, np.arange(len(geoms))) for k, p in self._points.items()}
-        first = _Units(ids, geoms, stats, np.arange(len(units), dtype=np.int64), parent, adj, {},
+        point_unit = {k: locate(p.pts, geoms, np.arange(len(geoms))) for k, p in self._points.items()}
+        first = Units(ids, geoms, stats, np.arange(len(units), dtype=np.int64), parent, adj, {},
                        frozenset(), point_unit)
         self._dept_units = self._dept_index()
-        self._start = _Step(first, parent.copy())
-        self._history: list[_Step] = [self._start]
+        self._start = Step(first, parent.copy())
+        self._history: list[Step] = [self._start]
         self._cursor = 0
         params = plan.meta.params or {}
         retired = {str(c) for c in params.get("retired_grid_codes", []) or []}  # by earlier proposals
@@ -253,7 +180,7 @@ class EditSession:
         return self._history[self._cursor].assignment
 
     @property
-    def _units(self) -> _Units:
+    def _units(self) -> Units:
         return self._history[self._cursor].units
 
     def units_now(self) -> gpd.GeoDataFrame:
@@ -278,7 +205,7 @@ class EditSession:
         pos = self._pos.get(unit)
         return pos if pos is not None else self._units.new_pos.get(unit)
 
-    def _push(self, step: _Step) -> Consequences:
+    def _push(self, step: Step) -> Consequences:
         self._history = [*self._history[: self._cursor + 1], step]
         self._cursor += 1
         return self.consequences()
@@ -302,7 +229,7 @@ class EditSession:
             new[self._units_of(op.absorb)] = op.keep
         else:
             new[self._split_side(op)] = self._new_code(op.grid)
-        return self._push(_Step(self._units, new))
+        return self._push(Step(self._units, new))
 
     def _split_side(self, op: SplitGrid) -> np.ndarray:
         idx = self._units_of(op.grid)
@@ -368,162 +295,11 @@ class EditSession:
             raise InputError("the vertex coordinates are not finite numbers", field="to")
         return src, dst
 
-    def _near(self, geom: shapely.Geometry) -> np.ndarray:
-        """Units now intersecting *geom* (the parent's tree, plus the pieces cut from what it finds)."""
-        u = self._units
-        cand = self._tree.query(geom)
-        if len(u.ids) > self._n0:
-            cand = np.r_[cand, self._n0 + np.flatnonzero(np.isin(u.root[self._n0:], cand))]
-        cand = np.unique(cand)
-        return cand[shapely.intersects(u.geoms[cand], geom)]
-
-    def _snap(self, xy: np.ndarray) -> np.ndarray:
-        """*xy*, or the nearest unit vertex within ``snap_m`` of it."""
-        near = self._near(shapely.buffer(shapely.Point(xy), self.snap_m))
-        v = nearest_vertex(self._units.geoms[near], (xy[0], xy[1]), self.snap_m)
-        return xy if v is None else v
-
-    def _move_vertex(self, op: MoveVertex) -> _Step:
-        u, now = self._units, self.assignment
+    def _move_vertex(self, op: MoveVertex) -> Step:
         mine = self._units_of(op.grid)
         src, dst = self._plan_xy(op)
-        outline = shapely.union_all(u.geoms[mine])
-        vertex = nearest_vertex(outline, (src[0], src[1]), self.snap_m)
-        if vertex is None:
-            raise InputError(
-                f"no vertex of grid {op.grid}'s outline within {self.snap_m:g} m of "
-                f"({src[0]:.1f}, {src[1]:.1f}): pick one of its corners",
-                field="from",
-            )
-        dst = self._snap(dst)
-        if np.hypot(*(dst - vertex)) <= self.snap_m:
-            raise InputError(f"the vertex does not move (less than {self.snap_m:g} m)", field="to")
-        old, new = moved_outline(outline, vertex, dst, grid=op.grid)
-        gain = shapely.difference(new, outline)
-        loss = shapely.difference(old, new)
-        grid = now.copy()
-        cuts: dict[int, list[tuple[shapely.Polygon, str]]] = {}
-        # land gained: the covered part of each other grid's unit goes to the grid
-        for i in self._near(gain) if not gain.is_empty else []:
-            if now[i] != op.grid:
-                self._cut(i, gain, op.grid, grid, cuts)
-        # land lost: each piece goes to the other grid it shares most edge with ("" if none)
-        for i in self._near(loss) if not loss.is_empty else []:
-            if now[i] == op.grid:
-                self._cut(i, loss, None, grid, cuts)
-        if not cuts and (grid == now).all():
-            raise InputError(f"moving that vertex changes no unit of the plan near grid {op.grid}",
-                             field="to")
-        return self._apply_cuts(cuts, grid)
-
-    def _cut(self, i: int, region: shapely.Geometry, to: str | None, grid: np.ndarray,
-             cuts: dict[int, list[tuple[shapely.Polygon, str]]]) -> None:
-        """Record the cut of unit *i* by *region* (pieces inside go to *to*, or to a neighbour)."""
-        geom = self._units.geoms[i]
-        inside = polygon_parts(shapely.intersection(geom, region), _MIN_PIECE_M2)
-        if not inside:
-            return
-        rest = polygon_parts(shapely.difference(geom, region), _MIN_PIECE_M2)
-        owner = [to if to is not None else self._neighbour_grid(p, str(grid[i]), grid) for p in inside]
-        if not rest and len(inside) == 1:
-            grid[i] = owner[0]  # the whole unit changes hands: no new unit
-            return
-        keep = rest[0] if rest else inside.pop(0)
-        keep_grid = str(grid[i]) if rest else owner.pop(0)
-        grid[i] = keep_grid
-        cuts[i] = [(keep, keep_grid), *((p, str(grid[i])) for p in rest[1:]),
-                   *zip(inside, owner, strict=True)]
-
-    def _neighbour_grid(self, piece: shapely.Polygon, own: str, now: np.ndarray) -> str:
-        """Grid (in *now*) other than *own* whose units share most edge with *piece* (``""``: none)."""
-        u = self._units
-        near = self._near(piece)
-        near = near[now[near] != own]
-        if not len(near):
-            return ""
-        edge = shapely.boundary(piece)
-        shared = shapely.length(shapely.intersection(shapely.boundary(u.geoms[near]), edge))
-        k = int(np.argmax(shared))
-        return str(now[near[k]]) if shared[k] > 0 else ""
-
-    def _apply_cuts(self, cuts: dict[int, list[tuple[shapely.Polygon, str]]], grid: np.ndarray) -> _Step:
-        """Return the next step: cut units reshaped, their other parts appended as new units."""
-        u = self._units
-        geoms, stats = u.geoms.copy(), u.stats.copy()
-        point_unit = {k: v.copy() for k, v in u.point_unit.items()}
-        new_ids: list[str] = []
-        new_geoms: list[shapely.Polygon] = []
-        new_stats: list[np.ndarray] = []
-        new_src: list[int] = []
-        new_grid: list[str] = []
-        n = len(u.ids)
-        for i, parts in cuts.items():
-            polys = np.array([p for p, _ in parts], dtype=object)
-            area = shapely.area(polys)
-            if abs(area.sum() - shapely.area(u.geoms[i])) > 1e-6 * max(1.0, area.sum()) + _MIN_PIECE_M2:
-                raise InputError(f"unit {u.ids[i]} cannot be cut exactly there; move the vertex a little",
-                                 field="to")
-            held = {k: np.flatnonzero(v == i) for k, v in point_unit.items()}
-            where = {k: _locate(self._points[k].pts[m], polys, np.arange(len(polys)))
-                     for k, m in held.items()}
-            weights = np.zeros((len(polys), len(UNIT_STATS)))
-            if "buildings" in where:
-                w = where["buildings"]
-                vals = self._points["buildings"].values[held["buildings"]][w >= 0]
-                for j in range(len(_BUILDING_STATS)):
-                    weights[:, j] = np.bincount(w[w >= 0], vals[:, j], len(polys))
-            if "addresses" in where:
-                w = where["addresses"]
-                weights[:, UNIT_STATS.index("addresses")] = np.bincount(w[w >= 0], minlength=len(polys))
-            shares = divide_counts(u.stats[i], weights, area)
-            geoms[i], stats[i], grid[i] = polys[0], shares[0], parts[0][1]
-            index = [i]
-            for k in range(1, len(parts)):
-                index.append(n + len(new_ids))
-                new_ids.append(self._new_unit_id(str(u.ids[u.root[i]])))
-                new_geoms.append(polys[k])
-                new_stats.append(shares[k])
-                new_src.append(i)
-                new_grid.append(parts[k][1])
-            for kind, w in where.items():
-                point_unit[kind][held[kind][w >= 0]] = np.asarray(index)[w[w >= 0]]
-        src = np.asarray(new_src, dtype=np.int64)
-        ids = np.r_[u.ids, np.asarray(new_ids, dtype=object)]
-        all_geoms = np.r_[geoms, np.asarray(new_geoms, dtype=object)] if new_ids else geoms
-        all_stats = np.vstack([stats, *new_stats]) if new_ids else stats
-        root = np.r_[u.root, u.root[src]]
-        touched = np.r_[np.fromiter(cuts, dtype=np.int64, count=len(cuts)), np.arange(n, n + len(new_ids))]
-        units = _Units(
-            ids=ids,
-            geoms=all_geoms,
-            stats=all_stats,
-            root=root,
-            parent_grid=np.r_[u.parent_grid, u.parent_grid[src]],
-            adj=self._patched_adjacency(all_geoms, root, touched),
-            new_pos={**u.new_pos, **{x: n + k for k, x in enumerate(new_ids)}},
-            reshaped=u.reshaped | {int(i) for i in cuts if i < self._n0},
-            point_unit=point_unit,
-        )
-        return _Step(units, np.r_[grid, np.asarray(new_grid, dtype=object)].astype(object))
-
-    def _patched_adjacency(
-        self, geoms: np.ndarray, root: np.ndarray, touched: np.ndarray
-    ) -> sparse.csr_matrix:
-        """Return the adjacency with the rows of the *touched* units recomputed among their neighbours."""
-        old = self._units.adj.tocoo()
-        n = len(geoms)
-        region = shapely.union_all(geoms[touched])
-        cand = self._tree.query(region)
-        cand = np.r_[cand, self._n0 + np.flatnonzero(np.isin(root[self._n0:], cand))]
-        sub = np.unique(np.r_[cand, touched])
-        local = unit_adjacency(geoms[sub], np.zeros(len(sub), dtype=np.int64)).matrix().tocoo()
-        r, c = sub[local.row], sub[local.col]
-        hit = np.isin(r, touched) | np.isin(c, touched)
-        keep = ~(np.isin(old.row, touched) | np.isin(old.col, touched))
-        rows, cols = np.r_[old.row[keep], r[hit]], np.r_[old.col[keep], c[hit]]
-        m = sparse.csr_matrix((np.r_[old.data[keep], local.data[hit]], (rows, cols)), shape=(n, n))
-        m.sort_indices()
-        return m
+        frame = Frame(self._tree, self._n0, self._points, self.snap_m)
+        return VertexMove(frame, self._units, self.assignment, self._new_unit_id).run(op.grid, mine, src, dst)
 
     # ---- consequences -------------------------------------------------------------------------
     def consequences(self, *, max_ids: int = 50) -> Consequences:
