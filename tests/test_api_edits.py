@@ -7,7 +7,9 @@ an illegal edit 422 with its reason, and a leader 403 — on both stores.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,3 +158,40 @@ def test_a_diff_against_the_parent_of_a_first_version_is_refused(edit_client: tu
     r = client.get(f"/plans/{plan_id}/diff", headers=_auth(client, "planner"))
     assert r.status_code == 422
     assert "has no parent" in r.text
+
+
+def test_a_plan_merged_from_stored_layers_lists_the_addresses_and_buildings_that_change_grid(
+    backend: dict[str, Any], tmp_path: Path
+) -> None:
+    """The plan's source upload holds B1 (30 households) and addresses A0–A2 in the piece cut off."""
+    import geopandas as gpd
+    import shapely
+
+    inside, outside = (X0 + 1050, Y0 + 400), (X0 + 1400, Y0 + 100)
+    gpkg = tmp_path / "layers.gpkg"
+    buildings = {"building_id": ["B1", "B2"], "address_id": ["A0", "A3"], "households": [30, 70],
+                 "residents": [80, 170], "floating_residents": [0, 0], "rental_rooms": [0, 0],
+                 "use": ["住宅"] * 2}
+    gpd.GeoDataFrame(
+        buildings, geometry=[shapely.Point(inside).buffer(5), shapely.Point(outside).buffer(5)], crs=4547
+    ).to_file(gpkg, layer="buildings")
+    pts = [shapely.Point(inside[0] + i, inside[1]) for i in range(3)] + [shapely.Point(outside)]
+    text = {k: ["x"] * 4 for k in ("town_name", "community_name", "road_name", "house_number", "building_no",
+                                   "full_address")}
+    gpd.GeoDataFrame({"address_id": ["A0", "A1", "A2", "A3"], **text}, geometry=pts, crs=4547).to_file(
+        gpkg, layer="std_addresses"
+    )
+    with _make(backend) as client:
+        svc = client.app.state.service
+        svc.meta.add_upload({"upload_id": "feedc0de00000001", "kind": "layers", "filename": "layers.gpkg",
+                             "path": str(gpkg), "features": 6, "owner": "test",
+                             "layers_json": json.dumps({"buildings": 2, "std_addresses": 4})})
+        plan_id = svc.plans.save(make_plan(), source_upload="feedc0de00000001", created_by="test")
+        move = {"op": "move_vertex", "grid": G11, "from": [X0 + 1000, Y0 + 500], "to": [X0 + 1200, Y0 + 500]}
+        r = client.post(f"/plans/{plan_id}/edits/preview", json={"operations": [move]},
+                        headers=_auth(client, "planner"))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["addresses_moved"] == {"count": 3, "ids": ["A0", "A1", "A2"], "listed": True}
+        assert body["buildings_moved"] == {"count": 1, "ids": ["B1"], "listed": True}
+        assert {g["grid_code"]: g["households"] for g in body["grids"]} == {G11: 450, G12: 350}  # 30 + 20

@@ -22,6 +22,7 @@ addresses' count from the units, by area).
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import OrderedDict
 from typing import Annotated, Any
@@ -38,6 +39,8 @@ from gridplan.balance.edit import Consequences, EditSession, operation_from_json
 from gridplan.errors import GridplanError, InputError
 
 __all__ = ["router"]
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/plans", tags=["edits"], responses=errors(401, 403, 404, 409, 413, 422))
 
@@ -62,13 +65,23 @@ def _session(service: Service, plan_id: str) -> EditSession:
     return base.fresh()
 
 
+_POINTS: OrderedDict[tuple[int, str], dict[str, gpd.GeoDataFrame]] = OrderedDict()
+
+
 def _points_layers(service: Service, plan_id: str) -> dict[str, gpd.GeoDataFrame]:
-    """Read ``buildings`` and ``addresses`` of the layers upload *plan_id* was merged from (if stored)."""
+    """Read ``buildings`` and ``addresses`` of the layers upload *plan_id* was merged from (if stored).
+
+    The layers of the last upload read are kept: the versions of a plan share their upload.
+    """
     from gridplan.layers import read_layer
 
     source = service.meta.get_plan(plan_id).get("source_upload")
     if not source:
         return {}
+    key = (id(service), str(source))
+    with _LOCK:
+        if key in _POINTS:
+            return _POINTS[key]
     try:
         up = service.meta.get_upload(source)
     except GridplanError:  # the upload was purged: edit without them
@@ -76,7 +89,16 @@ def _points_layers(service: Service, plan_id: str) -> dict[str, gpd.GeoDataFrame
     wanted = {"buildings": "buildings", "std_addresses": "addresses"}
     if up.get("kind") != "layers":
         return {}
-    return {arg: read_layer(up["path"], name) for name, arg in wanted.items() if name in up["layers"]}
+    try:
+        out = {arg: read_layer(up["path"], name) for name, arg in wanted.items() if name in up["layers"]}
+    except GridplanError as exc:  # unreadable now: edit by area, say so in the log
+        logger.warning("plan %s: edits without buildings/addresses of upload %s (%s)", plan_id, source, exc)
+        return {}
+    with _LOCK:
+        _POINTS[key] = out
+        while len(_POINTS) > 1:
+            _POINTS.popitem(last=False)
+    return out
 
 
 def _in_plan_crs(session: EditSession, obj: dict[str, Any]) -> dict[str, Any]:
