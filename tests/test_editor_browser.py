@@ -21,10 +21,11 @@ from common import C1, C2, X0, Y0, make_plan
 from pyproj import Transformer
 
 from gridplan.api import create_app
-from gridplan.api.auth import create_user_token
+from gridplan.api.auth import create_user_token, hash_secret
 
 G11, G12, G13, G21, G22 = C1 + "001", C1 + "002", C1 + "003", C2 + "001", C2 + "002"
 TO_WGS84 = Transformer.from_crs(4547, 4326, always_xy=True)
+PASSWORD = "correct horse 3"
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     other_id = service.plans.save(make_plan(), created_by="test")  # for a second, independent save
     tokens = {role: create_user_token(service.meta, f"{role}-1", role, days=1)[0]
               for role in ("planner", "leader")}
+    service.meta.add_user("pia", "planner", password_hash=hash_secret(PASSWORD))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -63,9 +65,10 @@ def browser(chromium_path: str) -> Iterator[Any]:
         b.close()
 
 
-def _page(browser: Any, server: dict[str, Any], role: str) -> Any:
-    ctx = browser.new_context(viewport={"width": 1300, "height": 800},
-                              extra_http_headers={"Authorization": f"Bearer {server['tokens'][role]}"})
+def _page(browser: Any, server: dict[str, Any], role: str | None) -> Any:
+    """A fresh browser page: with *role*'s bearer token, or (``None``) with no credentials at all."""
+    headers = {"Authorization": f"Bearer {server['tokens'][role]}"} if role else {}
+    ctx = browser.new_context(viewport={"width": 1300, "height": 800}, extra_http_headers=headers)
     page = ctx.new_page()
     page.errors = []  # type: ignore[attr-defined]
     page.on("pageerror", lambda e: page.errors.append(str(e)))  # type: ignore[attr-defined]
@@ -94,8 +97,13 @@ def _grid_row(page: Any, code: str) -> list[str]:
 
 
 def test_a_planner_edits_sees_the_counts_and_saves_a_version(browser: Any, server: dict[str, Any]) -> None:
-    page = _page(browser, server, "planner")
-    page.goto(f"{server['url']}/plans/{server['plan_id']}/edit")
+    page = _page(browser, server, None)  # signs in on the sign-in page: a cookie session, CSRF-guarded
+    editor = f"/plans/{server['plan_id']}/edit"
+    page.goto(f"{server['url']}/signin?next={editor}")
+    page.fill("#username", "pia")
+    page.fill("#password", PASSWORD)
+    page.click("#signin")
+    page.wait_for_url(f"{server['url']}{editor}")
     page.wait_for_function("() => window.gridplanEditor.loaded === 16")
     # reassign: the two units of community 1's second column (…001) go to …002
     _click_at(page, 750, 250)

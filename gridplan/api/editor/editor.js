@@ -139,9 +139,14 @@
   el("redo").onclick = function () { if (state.undone.length) { state.ops.push(state.undone.pop()); preview(); } };
 
   function status(msg) { text(el("status"), msg); }
+  function csrf() {  // the double-submit token of a browser session (sign-in page); none with a bearer token
+    var m = document.cookie.match(/(?:^|;\s*)gp_csrf=([^;]*)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
   function post(url, body) {
-    return fetch(url, { method: "POST", credentials: "same-origin",
-                        headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })
+    var headers = { "Content-Type": "application/json" };
+    if (csrf()) { headers["X-CSRF-Token"] = csrf(); }
+    return fetch(url, { method: "POST", credentials: "same-origin", headers: headers, body: JSON.stringify(body) })
       .then(function (r) { return r.json().then(function (j) { return { status: r.status, body: j }; }); });
   }
   function detail(j) {
