@@ -1,30 +1,47 @@
 """Planner edits of a plan, with their consequences before saving: the engine behind editor and API.
 
 A planner redraws grids by moving atomic units between them (boundaries follow atomic units, so an
-edit never makes a sliver).  Three operations, each a small frozen dataclass so that the browser
-editor, the HTTP API (JSON ``{"op": "reassign", …}``) and scripts send the same thing:
+edit never makes a sliver), and, for the rare unit that does not follow reality, by moving a vertex
+of a grid's outline.  Four operations, each a small frozen dataclass so that the browser editor,
+the HTTP API (JSON ``{"op": "reassign", …}``) and scripts send the same thing:
 
 * :class:`Reassign` — give some units to a grid (usually a neighbour);
 * :class:`SplitGrid` — cut a grid in two by a drawn line: units whose representative point lies
   left of the line (walking from its first to its last vertex) form a new grid with a fresh code;
-* :class:`MergeGrids` — give all units of one grid to another.
+* :class:`MergeGrids` — give all units of one grid to another;
+* :class:`MoveVertex` — move one vertex of a grid's outline.  The land between the old and the new
+  outline changes hands: the piece of each unit it covers is cut off as a new atomic unit (a fresh
+  ``unit_id``, ``parent_unit_id`` naming the unit it came from) and given to the grid (land gained)
+  or to the neighbouring grid it shares most edge with (land lost).  The cut unit's households,
+  residents, rental rooms and addresses are divided between its parts by the buildings and
+  standard addresses inside each part when the session has them (``buildings=``,
+  ``addresses=``), else by area; integer counts stay integers and totals are conserved exactly.
+  ``to`` snaps to an existing unit vertex within ``snap_m`` (1 m).  The units stay a partition
+  (pieces are cut by exact overlay); the usual rules then apply, so a move across a community
+  line is a violation ("spans 2 communities").
 
 :class:`EditSession` applies operations to a working copy (undo/redo), and after each one reports
 :class:`Consequences`: per affected grid its households, residents, band status, contiguity and
 community nesting; the departmental grids newly cut; the units (and their households) that changed
-grid; and the rule violations that block saving (a grid spanning two communities, a grid in two
-parts, a unit in no grid).  :meth:`EditSession.to_plan` writes nothing: it returns the child plan
-(``Plan.derive(kind="edit")``) or raises :class:`~gridplan.errors.InputError` naming the violation.
+grid; the standard addresses that change grid (their count from the units' ``addresses``, their
+ids when the session was given the address library) and, when it was given the buildings, the
+buildings that change grid; the units whose shape changed; and the rule violations that block
+saving (a grid spanning two communities, a grid in two parts, a unit in no grid).  Geocoded cases
+are not among them: a plan does not carry them (they are a geocode job's output).
+:meth:`EditSession.to_plan` writes nothing: it returns the child plan (``Plan.derive(kind="edit")``)
+or raises :class:`~gridplan.errors.InputError` naming the violation.
 
 Written here, not taken from a library: QGIS's topological editing and ArcGIS's web editing know
 polygons, not household bands, communities or departmental lineage.  Rook adjacency and connected
-parts come from :mod:`gridplan.balance.graph` (shared with the rebalancer).
+parts come from :mod:`gridplan.balance.graph` (shared with the rebalancer); the geometry of a vertex
+move from :mod:`gridplan.balance._reshape`; the operations and consequences as values from
+:mod:`gridplan.balance._edit_ops`.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
@@ -33,7 +50,19 @@ import pandas as pd
 import shapely
 from scipy.sparse.csgraph import connected_components
 
-from gridplan.balance.graph import UnitGraph, unit_adjacency
+from gridplan.balance._edit_ops import (
+    Consequences,
+    GridState,
+    MergeGrids,
+    MoveVertex,
+    Operation,
+    PointsMoved,
+    Reassign,
+    SplitGrid,
+    operation_from_json,
+)
+from gridplan.balance._reshape import Frame, Step, Units, VertexMove, locate, points_of
+from gridplan.balance.graph import unit_adjacency
 from gridplan.balance.proposal import band_qa
 from gridplan.errors import InputError
 from gridplan.hexindex import build_h3_index
@@ -45,122 +74,17 @@ __all__ = [
     "EditSession",
     "GridState",
     "MergeGrids",
+    "MoveVertex",
+    "Operation",
+    "PointsMoved",
     "Reassign",
     "SplitGrid",
     "operation_from_json",
 ]
 
-
-@dataclass(frozen=True)
-class Reassign:
-    """Give the units *units* (``unit_id``) to grid *to_grid*."""
-
-    units: tuple[str, ...]
-    to_grid: str
-
-
-@dataclass(frozen=True)
-class SplitGrid:
-    """Cut grid *grid* by the line *line* (compute CRS); the units left of it become a new grid."""
-
-    grid: str
-    line: shapely.LineString
-
-
-@dataclass(frozen=True)
-class MergeGrids:
-    """Give every unit of grid *absorb* to grid *keep* (*absorb* is retired)."""
-
-    keep: str
-    absorb: str
-
-
-Operation = Reassign | SplitGrid | MergeGrids
-
-
-def operation_from_json(obj: dict[str, Any]) -> Operation:
-    """Read one operation as the API sends it (``{"op": "reassign", "units": […], "to_grid": …}``).
-
-    ``split`` takes ``"line": [[x, y], …]`` in the plan's CRS.
-
-    Raises
-    ------
-    InputError
-        Unknown ``op`` or a missing/ill-typed field (named).
-
-    """
-    op = obj.get("op")
-    try:
-        if op == "reassign":
-            return Reassign(tuple(str(u) for u in obj["units"]), str(obj["to_grid"]))
-        if op == "split":
-            return SplitGrid(str(obj["grid"]), shapely.LineString(obj["line"]))
-        if op == "merge":
-            return MergeGrids(str(obj["keep"]), str(obj["absorb"]))
-    except (KeyError, TypeError, ValueError, shapely.errors.GEOSException) as exc:
-        raise InputError(f"edit operation {op!r} is incomplete or malformed ({exc})", field=str(op)) from None
-    raise InputError(f"unknown edit operation {op!r}; use reassign, split or merge", field="op")
-
-
-@dataclass(frozen=True)
-class GridState:
-    """One grid after an edit: counts, band status and the rules it breaks (empty when legal)."""
-
-    grid_code: str
-    households: float
-    residents: float
-    units: int
-    band_status: str
-    communities: tuple[str, ...]
-    parts: int
-    problems: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Consequences:
-    """What the edits so far do, against the parent plan."""
-
-    grids: tuple[GridState, ...]
-    moved_units: pd.DataFrame
-    households_moved: float
-    dept_grids_newly_cut: tuple[tuple[str, str], ...]
-    violations: tuple[str, ...]
-    unassigned_units: tuple[str, ...] = field(default=())
-
-    @property
-    def legal(self) -> bool:
-        """True when the edited plan may be saved."""
-        return not self.violations
-
-    def to_json(self, max_units: int = 1000) -> dict[str, Any]:
-        """Return the consequences as the API answers them (JSON types; *max_units* moves listed)."""
-        moved = self.moved_units.head(max_units)
-        return {
-            "legal": self.legal,
-            "violations": list(self.violations),
-            "households_moved": self.households_moved,
-            "units_moved": len(self.moved_units),
-            "grids": [
-                {**{k: getattr(g, k) for k in ("grid_code", "households", "residents", "units",
-                                                "band_status", "parts")},
-                 "communities": list(g.communities), "problems": list(g.problems)}
-                for g in self.grids
-            ],
-            "dept_grids_newly_cut": [
-                {"department": d, "dept_grid_id": i} for d, i in self.dept_grids_newly_cut
-            ],
-            "moved": [
-                {"unit_id": str(r.unit_id), "from_grid": str(r.from_grid), "to_grid": str(r.to_grid),
-                 "households": float(r.households)}
-                for r in moved.itertuples(index=False)
-            ],
-            "unassigned_units": list(self.unassigned_units),
-        }
-
-
 @dataclass(frozen=True)
 class _DeptIndex:
-    """One department's grids over the units: each unit's grid number (-1: none), names, members."""
+    """One department's grids over the parent's units: grid number per unit (-1: none), names, members."""
 
     codes: np.ndarray
     names: list[str]
@@ -169,37 +93,71 @@ class _DeptIndex:
 
 
 class EditSession:
-    """A working copy of a plan's unit → grid assignment, edited operation by operation.
+    """A working copy of a plan's units and their grids, edited operation by operation.
 
     Parameters
     ----------
     plan
         The parent plan (its ``atomic_units`` carry ``unit_id``, ``community_code``,
         ``base_grid_code`` and the departmental lineage columns).
+    buildings
+        Optional buildings (polygons with ``building_id`` and the merge's figures ``households``,
+        ``residents`` …; any CRS): a vertex move divides a cut unit's figures by the buildings in
+        each part, and the consequences list the buildings that change grid.
+    addresses
+        Optional standard addresses (points with ``address_id``; any CRS): a cut unit's
+        ``addresses`` are divided by the points in each part, and the consequences list the ids of
+        the addresses that change grid.
+    snap_m
+        A vertex move's ``from`` must lie this close to a vertex of the grid's outline; its ``to``
+        snaps to an existing unit vertex this close (metres).
 
     """
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        buildings: gpd.GeoDataFrame | None = None,
+        addresses: gpd.GeoDataFrame | None = None,
+        snap_m: float = 1.0,
+    ) -> None:
         self.plan = plan
+        self.snap_m = float(snap_m)
         units = plan.atomic_units
         for col in ("unit_id", "community_code", "base_grid_code"):
             if col not in units.columns:
                 raise InputError(f"the plan's atomic_units lack {col}", layer="atomic_units", field=col)
-        self._ids = text_column(units, "unit_id")
-        self._pos = {u: i for i, u in enumerate(self._ids)}
+        ids = text_column(units, "unit_id")
+        self._pos = {u: i for i, u in enumerate(ids)}
         self._comm = text_column(units, "community_code")
-        self._geoms = np.asarray(units.geometry.values, dtype=object)
-        self._hh = numeric_column(units, "households")
-        self._res = numeric_column(units, "residents")
-        self._parent = text_column(units, "base_grid_code")
-        self._graph: UnitGraph = unit_adjacency(self._geoms, np.zeros(len(units), dtype=np.int64))
-        self._adj = self._graph.matrix().tocsr()
+        geoms = np.asarray(units.geometry.values, dtype=object)
+        self._tree = shapely.STRtree(geoms)
+        self._n0 = len(units)
+        parent = text_column(units, "base_grid_code")
+        self._parent = parent
+        stats = np.column_stack([numeric_column(units, s) for s in UNIT_STATS]) if len(units) else (
+            np.zeros((0, len(UNIT_STATS))))
+        adj = unit_adjacency(geoms, np.zeros(len(units), dtype=np.int64)).matrix().tocsr()
+        self._points = {
+            k: p
+            for k, p in (
+                ("buildings", points_of(buildings, "building_id", units.crs, True)),
+                ("addresses", points_of(addresses, "address_id", units.crs, False)),
+            )
+            if p is not None
+        }
+        point_unit = {k: locate(p.pts, geoms, np.arange(len(geoms))) for k, p in self._points.items()}
+        first = Units(ids, geoms, stats, np.arange(len(units), dtype=np.int64), parent, adj, {},
+                       frozenset(), point_unit)
         self._dept_units = self._dept_index()
-        self._history: list[np.ndarray] = [self._parent.copy()]
+        self._start = Step(first, parent.copy())
+        self._history: list[Step] = [self._start]
         self._cursor = 0
         params = plan.meta.params or {}
         retired = {str(c) for c in params.get("retired_grid_codes", []) or []}  # by earlier proposals
-        self._codes_seen = set(self._parent) | set(text_column(plan.base_grids, "grid_code")) | retired
+        self._codes_seen = set(parent) | set(text_column(plan.base_grids, "grid_code")) | retired
+        self._ids_seen = set(ids)
         self.band = (float(params.get("households_min", 300)), float(params.get("households_max", 500)))
 
     def fresh(self) -> EditSession:
@@ -209,16 +167,33 @@ class EditSession:
         session a plan and hands each request a fresh copy of it.
         """
         new = copy.copy(self)
-        new._history = [self._parent.copy()]
+        new._history = [self._start]
         new._cursor = 0
         new._codes_seen = set(self._codes_seen)
+        new._ids_seen = set(self._ids_seen)
         return new
 
-    # ---- the working assignment ---------------------------------------------------------------
+    # ---- the working state --------------------------------------------------------------------
     @property
     def assignment(self) -> np.ndarray:
-        """Grid code of every unit now (``""``: in no grid)."""
-        return self._history[self._cursor]
+        """Grid code of every unit now (``""``: in no grid); units cut off by vertex moves at the end."""
+        return self._history[self._cursor].assignment
+
+    @property
+    def _units(self) -> Units:
+        return self._history[self._cursor].units
+
+    def units_now(self) -> gpd.GeoDataFrame:
+        """Return the working units as a table: ``unit_id``, ``grid_code``, ``community_code``, figures."""
+        u = self._units
+        table: dict[str, Any] = {"unit_id": u.ids, "grid_code": self.assignment,
+                                 "community_code": self._comm[u.root]}
+        table.update({s: u.stats[:, j] for j, s in enumerate(UNIT_STATS)})
+        return gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(u.geoms, crs=self.plan.atomic_units.crs))
+
+    def grid_outline(self, grid: str) -> shapely.Geometry:
+        """Outline of *grid* now (the union of its units; plan CRS)."""
+        return shapely.union_all(self._units.geoms[self._units_of(grid)])
 
     def _units_of(self, grid: str) -> np.ndarray:
         idx = np.flatnonzero(self.assignment == grid)
@@ -226,20 +201,27 @@ class EditSession:
             raise InputError(f"grid {grid} does not exist in the plan being edited", field="grid_code")
         return idx
 
-    def _push(self, new: np.ndarray) -> Consequences:
-        self._history = [*self._history[: self._cursor + 1], new]
+    def _index_of(self, unit: str) -> int | None:
+        pos = self._pos.get(unit)
+        return pos if pos is not None else self._units.new_pos.get(unit)
+
+    def _push(self, step: Step) -> Consequences:
+        self._history = [*self._history[: self._cursor + 1], step]
         self._cursor += 1
         return self.consequences()
 
     def apply(self, op: Operation) -> Consequences:
         """Apply *op* and return the consequences of all edits so far (illegal edits are kept, flagged)."""
+        if isinstance(op, MoveVertex):
+            return self._push(self._move_vertex(op))
         new = self.assignment.copy()
         if isinstance(op, Reassign):
             self._units_of(op.to_grid)
-            missing = [u for u in op.units if u not in self._pos]
+            pos = [self._index_of(u) for u in op.units]
+            missing = [u for u, p in zip(op.units, pos, strict=True) if p is None]
             if missing:
                 raise InputError(f"no atomic unit {missing[0]} in the plan", field="units")
-            new[[self._pos[u] for u in op.units]] = op.to_grid
+            new[[p for p in pos if p is not None]] = op.to_grid
         elif isinstance(op, MergeGrids):
             if op.keep == op.absorb:
                 raise InputError("a grid cannot be merged with itself", field="absorb")
@@ -247,11 +229,11 @@ class EditSession:
             new[self._units_of(op.absorb)] = op.keep
         else:
             new[self._split_side(op)] = self._new_code(op.grid)
-        return self._push(new)
+        return self._push(Step(self._units, new))
 
     def _split_side(self, op: SplitGrid) -> np.ndarray:
         idx = self._units_of(op.grid)
-        pts = shapely.get_coordinates(shapely.point_on_surface(self._geoms[idx]))
+        pts = shapely.get_coordinates(shapely.point_on_surface(self._units.geoms[idx]))
         line = shapely.get_coordinates(op.line)
         if len(line) < 2:
             raise InputError("a split line needs at least two vertices", field="line")
@@ -278,6 +260,14 @@ class EditSession:
         self._codes_seen.add(code)
         return code
 
+    def _new_unit_id(self, source: str) -> str:
+        """Return ``<source>-<k>``, the first such id never used in this plan or session."""
+        k = 1
+        while f"{source}-{k}" in self._ids_seen:
+            k += 1
+        self._ids_seen.add(f"{source}-{k}")
+        return f"{source}-{k}"
+
     def undo(self) -> Consequences:
         """Step back one operation (no-op at the start)."""
         self._cursor = max(0, self._cursor - 1)
@@ -288,43 +278,105 @@ class EditSession:
         self._cursor = min(len(self._history) - 1, self._cursor + 1)
         return self.consequences()
 
+    # ---- moving a vertex ------------------------------------------------------------------------
+    def _plan_xy(self, op: MoveVertex) -> tuple[np.ndarray, np.ndarray]:
+        src, dst = np.array(op.from_xy, dtype=float), np.array(op.to_xy, dtype=float)
+        if op.crs is not None:
+            from pyproj import CRS, Transformer
+
+            try:
+                tr = Transformer.from_crs(CRS.from_user_input(op.crs), self.plan.atomic_units.crs,
+                                          always_xy=True)
+            except Exception as exc:  # pyproj raises its own CRSError for unknown codes
+                raise InputError(f"unknown CRS {op.crs!r} for the vertex ({exc})", field="crs") from None
+            src = np.array(tr.transform(*src), dtype=float)
+            dst = np.array(tr.transform(*dst), dtype=float)
+        if not (np.isfinite(src).all() and np.isfinite(dst).all()):
+            raise InputError("the vertex coordinates are not finite numbers", field="to")
+        return src, dst
+
+    def _move_vertex(self, op: MoveVertex) -> Step:
+        mine = self._units_of(op.grid)
+        src, dst = self._plan_xy(op)
+        frame = Frame(self._tree, self._n0, self._points, self.snap_m)
+        return VertexMove(frame, self._units, self.assignment, self._new_unit_id).run(op.grid, mine, src, dst)
+
     # ---- consequences -------------------------------------------------------------------------
-    def consequences(self) -> Consequences:
-        """Consequences of the edits so far against the parent plan (see :class:`Consequences`)."""
-        now = self.assignment
-        moved = np.flatnonzero(now != self._parent)
-        affected = sorted(set(now[moved]) | set(self._parent[moved]) - {""})
+    def consequences(self, *, max_ids: int = 50) -> Consequences:
+        """Consequences of the edits so far against the parent plan (see :class:`Consequences`).
+
+        At most *max_ids* address and building ids are listed (all are counted).
+        """
+        u, now = self._units, self.assignment
+        moved = np.flatnonzero(now != u.parent_grid)
+        affected = sorted((set(now[moved]) | set(u.parent_grid[moved])) - {""})
         # units of the affected grids in one hashed pass (not one scan of every unit per grid)
         sel = np.flatnonzero(pd.Series(now).isin(affected).to_numpy())
         members = {str(g): sel[pos] for g, pos in pd.Series(sel).groupby(now[sel]).indices.items()}
         grids = tuple(self._grid_state(g, members[g]) for g in affected if g in members)
-        unassigned = tuple(self._ids[now == ""])
+        unassigned = tuple(u.ids[now == ""])
         violations = [f"grid {s.grid_code}: {p}" for s in grids for p in s.problems]
-        violations += [f"unit {u} is in no grid" for u in unassigned]
+        violations += [f"unit {x} is in no grid" for x in unassigned]
+        hh = u.stats[:, UNIT_STATS.index("households")]
         moved_df = pd.DataFrame(
             {
-                "unit_id": self._ids[moved],
-                "from_grid": self._parent[moved],
+                "unit_id": u.ids[moved],
+                "from_grid": u.parent_grid[moved],
                 "to_grid": now[moved],
-                "households": self._hh[moved],
+                "households": hh[moved],
             }
         )
+        is_moved = now != u.parent_grid
+        addresses = self._points_moved("addresses", is_moved, max_ids)
+        if addresses is None:
+            count = u.stats[moved, UNIT_STATS.index("addresses")].sum()
+            addresses = PointsMoved(round(float(count)), (), listed=False)
         return Consequences(
             grids=grids,
             moved_units=moved_df,
-            households_moved=float(self._hh[moved].sum()),
+            households_moved=float(hh[moved].sum()),
             dept_grids_newly_cut=self._newly_cut(),
             violations=tuple(violations),
             unassigned_units=unassigned,
+            addresses_moved=addresses,
+            buildings_moved=self._points_moved("buildings", is_moved, max_ids),
+            changed_units=self._changed_units(),
+        )
+
+    def _points_moved(self, kind: str, is_moved: np.ndarray, max_ids: int) -> PointsMoved | None:
+        if kind not in self._points:
+            return None
+        where = self._units.point_unit[kind]
+        hit = np.flatnonzero((where >= 0) & is_moved[np.maximum(where, 0)])
+        ids = tuple(str(x) for x in self._points[kind].ids[hit[:max_ids]])
+        return PointsMoved(len(hit), ids, listed=True)
+
+    def _changed_units(self) -> gpd.GeoDataFrame | None:
+        u = self._units
+        idx = np.r_[np.array(sorted(u.reshaped), dtype=np.int64), np.arange(self._n0, len(u.ids))]
+        if not len(idx):
+            return None
+        return gpd.GeoDataFrame(
+            {
+                "unit_id": u.ids[idx],
+                "parent_unit_id": np.where(idx >= self._n0, u.ids[u.root[idx]], ""),
+                "grid_code": self.assignment[idx],
+                "community_code": self._comm[u.root[idx]],
+                "households": u.stats[idx, UNIT_STATS.index("households")],
+                "residents": u.stats[idx, UNIT_STATS.index("residents")],
+            },
+            geometry=gpd.GeoSeries(u.geoms[idx], crs=self.plan.atomic_units.crs),
         )
 
     def _grid_state(self, grid: str, idx: np.ndarray) -> GridState:
-        hh, res = float(self._hh[idx].sum()), float(self._res[idx].sum())
+        u = self._units
+        hh = float(u.stats[idx, UNIT_STATS.index("households")].sum())
+        res = float(u.stats[idx, UNIT_STATS.index("residents")].sum())
         lo, hi = self.band
-        comms = tuple(sorted(set(self._comm[idx])))
+        comms = tuple(sorted(set(self._comm[u.root[idx]])))
         # parts of the grid: components of the adjacency restricted to its own units (a few dozen),
         # so an edit costs what the grids it touches hold, not what the city holds
-        parts = int(connected_components(self._adj[idx][:, idx], directed=False)[0]) if len(idx) else 0
+        parts = int(connected_components(u.adj[idx][:, idx], directed=False)[0]) if len(idx) else 0
         problems = []
         if len(comms) > 1:
             problems.append(f"spans {len(comms)} communities ({', '.join(comms)})")
@@ -352,19 +404,27 @@ class EditSession:
     def _newly_cut(self) -> tuple[tuple[str, str], ...]:
         """Departmental grids whose units now lie in more base grids than in the parent plan.
 
-        Only departmental grids holding a moved unit can change, so only those are counted again.
+        Only departmental grids holding a moved unit can change, so only those are counted again;
+        a piece cut off by a vertex move belongs to its root unit's departmental grids.
         """
-        moved = np.flatnonzero(self.assignment != self._parent)
+        u, now = self._units, self.assignment
+        moved = np.flatnonzero(now != u.parent_grid)
+        pieces = np.arange(self._n0, len(u.ids))
         out: list[tuple[str, str]] = []
         for dept, d in self._dept_units.items():
-            for k in sorted(set(d.codes[moved].tolist()) - {-1}):
-                if len(set(self.assignment[d.members[k]])) > d.before[k]:
+            piece_codes = d.codes[u.root[pieces]]
+            for k in sorted(set(d.codes[u.root[moved]].tolist()) - {-1}):
+                members = np.r_[d.members[k], pieces[piece_codes == k]]
+                if len(set(now[members])) > d.before[k]:
                     out.append((dept, d.names[k]))
         return tuple(out)
 
     # ---- saving -------------------------------------------------------------------------------
     def to_plan(self, message: str = "") -> Plan:
         """Return the edited plan as a new version (``kind="edit"``, parent = the edited plan).
+
+        Units cut by vertex moves carry their new shapes and figures; the pieces cut off are new
+        rows (``parent_unit_id`` = the parent-plan unit they were cut from).
 
         Raises
         ------
@@ -375,9 +435,9 @@ class EditSession:
         cons = self.consequences()
         if not cons.legal:
             raise InputError(f"the edited plan cannot be saved: {cons.violations[0]}", field="edits")
-        units = self.plan.atomic_units.copy()
-        units["base_grid_code"] = self.assignment.astype(object)
-        grids = grids_from_units(units, self.plan.base_grids, self.band)
+        units = self._units_table()
+        grids = grids_from_units(units, self.plan.base_grids, self.band,
+                                 overlay=set(self.assignment[self._reshaped_index()]))
         crosswalk, fit = crosswalk_from_units(units, self.plan.meta.departments)
         params = {**(self.plan.meta.params or {}), "edit_message": message}
         params.pop("summary", None)
@@ -392,18 +452,61 @@ class EditSession:
             qa_issues=band_qa(self.plan.qa_issues, grids, self.band),
         )
 
+    def _reshaped_index(self) -> np.ndarray:
+        u = self._units
+        return np.r_[np.array(sorted(u.reshaped), dtype=np.int64), np.arange(self._n0, len(u.ids))]
+
+    def _units_table(self) -> gpd.GeoDataFrame:
+        """Return the parent's ``atomic_units`` with the working shapes, figures, grids; pieces appended."""
+        u = self._units
+        parent = self.plan.atomic_units
+        units = pd.concat([parent, parent.iloc[u.root[self._n0:]]], ignore_index=True)
+        units = gpd.GeoDataFrame(units, geometry=parent.geometry.name, crs=parent.crs)
+        changed = self._reshaped_index()
+        if len(changed):
+            units["unit_id"] = u.ids
+            if "parent_unit_id" not in units.columns:
+                units["parent_unit_id"] = ""
+            pieces = np.arange(self._n0, len(u.ids))
+            units.loc[pieces, "parent_unit_id"] = u.ids[u.root[pieces]]
+            units.loc[changed, units.geometry.name] = gpd.GeoSeries(u.geoms[changed], index=changed,
+                                                                    crs=parent.crs)
+            for j, s in enumerate(UNIT_STATS):
+                if s in units.columns:
+                    values = u.stats[changed, j]
+                    if pd.api.types.is_integer_dtype(parent[s].dtype):
+                        values = np.round(values).astype(parent[s].dtype)
+                    units.loc[changed, s] = values
+            if "area_m2" in units.columns:
+                units.loc[changed, "area_m2"] = shapely.area(u.geoms[changed])
+        units["base_grid_code"] = self.assignment.astype(object)
+        return units
+
 
 def grids_from_units(
-    units: gpd.GeoDataFrame, old_grids: pd.DataFrame, band: tuple[float, float]
+    units: gpd.GeoDataFrame,
+    old_grids: pd.DataFrame,
+    band: tuple[float, float],
+    *,
+    overlay: set[str] | frozenset[str] = frozenset(),
 ) -> gpd.GeoDataFrame:
     """Dissolve units into base grids by ``base_grid_code``: geometry, summed counts, band status.
 
-    Community and town names come from *old_grids* (by community code).
+    Community and town names come from *old_grids* (by community code).  Grids are unioned as an
+    exact coverage (units share identical edges) except the grids in *overlay* (holding units cut
+    by a vertex move, whose new edges may meet an uncut neighbour's edge mid-segment): those by
+    overlay union.
     """
     code = text_column(units, "base_grid_code")
     codes, inv = np.unique(code, return_inverse=True)
     geoms = np.asarray(units.geometry.values, dtype=object)
-    shapes = np.array([shapely.coverage_union_all(geoms[inv == k]) for k in range(len(codes))], dtype=object)
+    shapes = np.array(
+        [
+            (shapely.union_all if c in overlay else shapely.coverage_union_all)(geoms[inv == k])
+            for k, c in enumerate(codes)
+        ],
+        dtype=object,
+    )
     comm = text_column(units, "community_code")
     first = np.array([np.flatnonzero(inv == k)[0] for k in range(len(codes))])
     names = old_grids.drop_duplicates("community_code").set_index("community_code")

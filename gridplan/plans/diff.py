@@ -34,7 +34,10 @@ class PlanDiff:
     moves
         Households/addresses that changed grid: ``unit_id``, ``from_grid``, ``to_grid`` (new codes;
         ``""`` = no grid), ``share`` (of the unit that moved, 1.0 for a whole unit), ``area_m2``,
-        ``households``, ``residents``, ``addresses``.
+        ``households``, ``residents``, ``addresses``.  When the new plan's units are the old ones,
+        some cut into pieces (a planner's vertex move: a piece's ``parent_unit_id`` names the old
+        unit, the pieces of a unit cover it), each piece that changed grid is a row under its own
+        ``unit_id`` with the figures the edit gave it.
     summary
         Counts: ``old_plan_id``, ``new_plan_id``, ``grids_old``, ``grids_new``, one count per
         change, ``units_moved``, ``households_moved``, ``residents_moved``, ``addresses_moved``,
@@ -237,8 +240,11 @@ _MOVE_COLUMNS = [
 
 
 def _moves(old: Plan, new: Plan, recode: dict[str, str], *, tolerance_m2: float) -> tuple[pd.DataFrame, str]:
-    """Units that changed grid: whole units when both plans share their units, else area shares."""
+    """Units that changed grid: whole units (or their pieces) when the plans share units, else area shares."""
     ou, nu = old.atomic_units, new.atomic_units
+    pieces = _piece_moves(ou, nu, recode, tolerance_m2=tolerance_m2)
+    if pieces is not None:
+        return pieces, "units"
     if "unit_id" in ou.columns and "unit_id" in nu.columns and len(ou) == len(nu):
         a = ou.set_index(ou["unit_id"].astype(str))
         b = nu.set_index(nu["unit_id"].astype(str))
@@ -249,6 +255,48 @@ def _moves(old: Plan, new: Plan, recode: dict[str, str], *, tolerance_m2: float)
             ):
                 return _unit_moves(a, b, recode), "units"
     return _area_moves(ou, new.base_grids, recode, tolerance_m2=tolerance_m2), "area"
+
+
+def _piece_moves(
+    ou: pd.DataFrame, nu: pd.DataFrame, recode: dict[str, str], *, tolerance_m2: float
+) -> pd.DataFrame | None:
+    """Return moves of whole units and of pieces cut from them if *nu* is *ou* with units cut, else None.
+
+    Every old unit must still be there (reshaped or not), every new unit be an old one or name one
+    in ``parent_unit_id``, and the pieces of each old unit cover its area.
+    """
+    if "unit_id" not in ou.columns or "parent_unit_id" not in nu.columns or len(nu) <= len(ou):
+        return None
+    old_ids = text_column(ou, "unit_id")
+    new_ids = text_column(nu, "unit_id")
+    root = np.where(np.isin(new_ids, old_ids), new_ids, text_column(nu, "parent_unit_id"))
+    pos = pd.Index(old_ids)
+    if not pos.is_unique or not np.isin(old_ids, new_ids).all():
+        return None
+    k = pos.get_indexer(root)
+    if (k < 0).any():
+        return None
+    new_area = shapely.area(np.asarray(nu.geometry.values, dtype=object))
+    old_area = shapely.area(np.asarray(ou.geometry.values, dtype=object))
+    if not np.allclose(np.bincount(k, new_area, len(ou)), old_area, atol=tolerance_m2):
+        return None
+    old_grid = np.array([recode.get(c, c) for c in text_column(ou, "base_grid_code")], dtype=object)
+    frm, to = old_grid[k], text_column(nu, "base_grid_code")
+    moved = frm != to
+    df = pd.DataFrame(
+        {
+            "unit_id": new_ids[moved],
+            "from_grid": frm[moved],
+            "to_grid": to[moved],
+            "share": (new_area / np.maximum(old_area[k], 1e-12))[moved],
+            "area_m2": new_area[moved],
+            "households": numeric_column(nu, "households")[moved],
+            "residents": numeric_column(nu, "residents")[moved],
+            "addresses": numeric_column(nu, "addresses")[moved],
+        },
+        columns=_MOVE_COLUMNS,
+    )
+    return df.sort_values("unit_id", kind="stable").reset_index(drop=True)
 
 
 def _unit_moves(a: pd.DataFrame, b: pd.DataFrame, recode: dict[str, str]) -> pd.DataFrame:

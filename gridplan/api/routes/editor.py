@@ -2,11 +2,16 @@
 
 The page (``gridplan/api/editor/editor.html`` + ``editor.js``, Leaflet inlined from the offline
 assets, no CDN) lets a planner select atomic units and give them to a grid, cut a grid by a drawn
-line and merge two grids; after each step it sends the whole list of operations to
-``/plans/{id}/edits/preview`` (:mod:`gridplan.api.routes.edits`) and shows what the server's engine
-answers — households, band status, parts and communities of every affected grid, departmental grids
-newly cut, violations — so undo and redo are list operations and no rule lives in JavaScript.  Save
-posts the same list to ``/plans/{id}/edits``.  ``GET /plans/{id}/units`` serves the atomic units as
+line, merge two grids and move a vertex of a grid's outline (its vertices from
+``/plans/{id}/edits/outline``; click one, click its new place); after each step it sends the whole
+list of operations to ``/plans/{id}/edits/preview`` (:mod:`gridplan.api.routes.edits`) and shows
+what the server's engine answers — households, band status, parts and communities of every affected
+grid, departmental grids newly cut, addresses and buildings changing grid, violations, and the new
+shapes of the units a vertex move cut — so undo and redo are list operations and no rule lives in
+JavaScript.  Save posts the same list to ``/plans/{id}/edits``.  The version history lists the
+plan's ancestors and descendants; each version opens side by side against its parent (two
+synchronised maps from ``/plans/{id}/diff?against=parent``, changed grids highlighted, households
+moved).  ``GET /plans/{id}/units`` serves the atomic units as
 GeoJSON (EPSG:4326) with their grid codes: a whole plan up to :data:`MAX_UNITS`, else one community
 (``?community=CODE``, also accepted by the page).
 """

@@ -1,10 +1,19 @@
-"""Plan routes: list, summary, base grids as paged GeoJSON, diff of two versions, re-import."""
+"""Plan routes: list, summary, base grids as paged GeoJSON, diff of two versions, re-import.
+
+``GET /plans/{id}/diff?against=parent`` is the diff a map draws: the grids that changed, before
+(in the older plan) and after (in *id*), as GeoJSON in EPSG:4326 with their change and households,
+plus the unchanged grids around them for context and the diff's figures (households moved …).
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Annotated, Any
 
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 
@@ -14,6 +23,7 @@ from gridplan.api.routes.uploads import store_upload
 from gridplan.api.schemas import content, errors
 from gridplan.api.service import Service
 from gridplan.api.tasks import start_job
+from gridplan.errors import InputError
 from gridplan.store.meta import PlanConflictError
 
 __all__ = ["router"]
@@ -81,6 +91,73 @@ def plan_diff(
         "grids": json.loads(grids.head(limit).to_json(orient="records", force_ascii=False)),
         "moves": json.loads(moves.head(limit).to_json(orient="records", force_ascii=False)),
     }
+
+
+#: Most unchanged grids sent around the changed ones (context for the diff map).
+MAX_CONTEXT_GRIDS = 2000
+
+
+@router.get("/{plan_id}/diff")
+def plan_diff_map(
+    plan_id: str,
+    _: Annotated[Principal, require("plans:read")],
+    service: ServiceDep,
+    against: Annotated[str, Query(max_length=64, description='"parent" or an older plan id')] = "parent",
+) -> dict[str, Any]:
+    """Show what changed from *against* (default: the parent) to *plan_id*, for a before/after map.
+
+    ``before`` and ``after`` are FeatureCollections (EPSG:4326) of the changed grids in each plan
+    (``grid_code``, ``change``, ``households_old``, ``households_new``, ``changed: true``) and of
+    the unchanged grids in their bounding box (``changed: false``, up to
+    :data:`MAX_CONTEXT_GRIDS`); ``summary`` is :func:`~gridplan.plans.diff_plans`'s.  422 when
+    the plan has no parent.
+    """
+    from gridplan.plans import diff_plans
+
+    old_id = against
+    if against == "parent":
+        parent = service.meta.get_plan(plan_id)["parent_id"]
+        if not parent:
+            raise InputError(f"plan {plan_id} has no parent: give against=<plan id>", field="against")
+        old_id = parent
+    old, new = service.plans.load(old_id), service.plans.load(plan_id)
+    d = diff_plans(old, new)
+    changed = d.grids[d.grids["change"] != "unchanged"]
+    sides = {
+        side: _diff_side(plan.base_grids, set(changed[col]) - {""}, d.grids, col)
+        for side, plan, col in (("before", old, "old_code"), ("after", new, "new_code"))
+    }
+    return {
+        "old_plan_id": old_id,
+        "new_plan_id": plan_id,
+        "summary": json.loads(json.dumps(d.summary, default=float)),
+        "changed_grids": json.loads(
+            changed.drop(columns=["geometry"], errors="ignore").to_json(orient="records", force_ascii=False)
+        ),
+        **sides,
+    }
+
+
+def _diff_side(grids: gpd.GeoDataFrame, codes: set[str], table: pd.DataFrame, col: str) -> dict[str, Any]:
+    """Return one side of the diff map: grids *codes* of *grids* and the unchanged ones around them."""
+    code = grids["grid_code"].astype(str)
+    hit = code.isin(codes).to_numpy()
+    if hit.any():
+        box = shapely.box(*grids.geometry[hit].total_bounds)
+        near = np.flatnonzero(~hit & grids.geometry.intersects(box).to_numpy())[:MAX_CONTEXT_GRIDS]
+    else:
+        near = np.zeros(0, dtype=np.int64)
+    pick = np.r_[np.flatnonzero(hit), near]
+    gdf = grids.iloc[pick][["grid_code", "households", "geometry"]].copy()
+    info = table[table[col] != ""].drop_duplicates(col).set_index(col)
+    gdf["changed"] = hit[pick]
+    gdf["change"] = info["change"].reindex(gdf["grid_code"].astype(str)).fillna("unchanged").to_numpy()
+    hh = pd.to_numeric(gdf["households"], errors="coerce").to_numpy(dtype=float)
+    for k in ("households_old", "households_new"):
+        got = info[k].reindex(gdf["grid_code"].astype(str)).to_numpy(dtype=float)
+        gdf[k] = np.where(np.isnan(got), hh, got)
+    out: dict[str, Any] = json.loads(gdf.to_crs(4326).to_json(drop_id=True, na="null"))
+    return out
 
 
 def _conflict(service: Service, plan_id: str) -> JSONResponse | None:
