@@ -301,3 +301,47 @@ def test_heatmap_job_on_postgis_equals_the_cli(
             assert np.array_equal(g.read(1), w.read(1))
     finally:
         _drop_schemas(postgis_url.replace("postgresql://", "postgresql+psycopg://", 1), *kw.values())
+
+
+def test_a_planner_adopts_a_proposal_as_a_version_and_a_second_one_gets_409(service: dict[str, Any]) -> None:
+    """A proposal names its parent: adopting it makes the child; a second proposal of the same
+    parent is refused with the first one's diff unless it branches on purpose."""
+    client, analyst = service["client"], service["analyst"]
+    planner = _auth(client, "planner")
+    parent = service["plan_id"]
+    body = {"plan_id": parent, "layers_upload_id": service["layers"], "staff": 100}
+    jobs = []
+    for _ in range(2):
+        r = client.post("/jobs/balance", json=body, headers=analyst)
+        assert r.status_code == 202, r.text
+        job = _wait(client, r.json()["job_id"], analyst)
+        assert job["state"] == "succeeded", job["message"]
+        jobs.append(job["job_id"])
+
+    url = f"/plans/{parent}/proposals"
+    assert client.post(url, json={"job_id": jobs[0]}, headers=analyst).status_code == 403  # no plans:write
+    r = client.post(url, json={"job_id": jobs[0]}, headers=planner)
+    assert r.status_code == 201, r.text
+    first = r.json()["plan_id"]
+    assert r.json()["parent_id"] == parent
+    listed = {row["plan_id"]: row for row in client.get("/plans", headers=planner).json()}
+    assert listed[first]["parent_id"] == parent
+    assert listed[first]["kind"] == "proposal"
+
+    r = client.post(url, json={"job_id": jobs[1]}, headers=planner)
+    assert r.status_code == 409, r.text
+    assert r.json()["newer_id"] == first
+    assert r.json()["diff"]["units_moved"] >= 0
+    again = client.post(url, json={"job_id": jobs[0]}, headers=planner)
+    assert again.status_code == 422
+    assert "already" in again.json()["detail"]
+    r = client.post(url + "?branch=true", json={"job_id": jobs[1]}, headers=planner)
+    assert r.status_code == 201, r.text
+    rows = client.get("/plans", headers=planner).json()
+    children = {row["plan_id"] for row in rows if row["parent_id"] == parent}
+    assert children == {first, r.json()["plan_id"]}
+
+    # a job of another plan and an unknown job are refused
+    other = client.post(f"/plans/{first}/proposals", json={"job_id": jobs[1]}, headers=planner)
+    assert other.status_code == 422
+    assert client.post(url, json={"job_id": "0" * 16}, headers=planner).status_code == 404

@@ -1,4 +1,9 @@
-"""Plan routes: list, summary, base grids as paged GeoJSON, diff of two versions, re-import.
+"""Plan routes: list, summary, base grids as paged GeoJSON, diff of two versions, re-import, adopt a proposal.
+
+``POST /plans/{id}/reimport`` (a QGIS-edited layer) and ``POST /plans/{id}/proposals`` (a balance
+job's proposal) make a new version whose parent is *id*, under optimistic concurrency: 409 with
+the newer version's diff when *id* already has a child (or one is being made), unless
+``branch=true``.
 
 ``GET /plans/{id}/diff?against=parent`` is the diff a map draws: the grids that changed, before
 (in the older plan) and after (in *id*), as GeoJSON in EPSG:4326 with their change and households,
@@ -16,6 +21,7 @@ import pandas as pd
 import shapely
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from gridplan.api.auth import Principal
 from gridplan.api.deps import ServiceDep, require
@@ -208,3 +214,54 @@ def reimport(
     up = store_upload(service, file, "grids", p.name)
     params = {"plan_id": plan_id, "upload_id": up["upload_id"], "branch": branch}
     return {**start_job(service, "reimport", p.name, params), "upload": up}
+
+
+class AdoptProposal(BaseModel):
+    job_id: str = Field(..., max_length=32, description="a succeeded balance job on this plan")
+
+
+@router.post("/{plan_id}/proposals", status_code=201, responses=errors(409))
+def adopt_proposal(
+    plan_id: str,
+    body: AdoptProposal,
+    p: Annotated[Principal, require("plans:write")],
+    service: ServiceDep,
+    branch: Annotated[
+        bool, Query(description="make a sibling version on purpose, even if the plan already has a newer one")
+    ] = False,
+) -> Any:
+    """Store the proposal of balance job *job_id* as a new version of *plan_id* (its parent).
+
+    An analyst runs ``POST /jobs/balance``; a planner adopts the proposal here.  The proposal names
+    its parent: 422 when the job balanced another plan (or is not a succeeded balance job, or was
+    adopted already); 409 with the newer version's diff when *plan_id* already has a newer child,
+    unless ``branch=true``.
+    """
+    from gridplan.plans import read_plan
+
+    service.plans.summary(plan_id)  # 404 before anything else
+    job = service.meta.get_job(body.job_id)
+    if job["kind"] != "balance" or job["state"] != "succeeded":
+        raise InputError(f"job {body.job_id} is not a succeeded balance job", field="job_id")
+    if job["params"].get("plan_id") != plan_id:
+        raise InputError(
+            f"job {body.job_id} proposed a change of plan {job['params'].get('plan_id')}, not of {plan_id}",
+            field="job_id",
+        )
+    proposal = read_plan(service.data_dir / "results" / str(job["result"]["file"]))
+    new_id = proposal.meta.plan_id
+    if proposal.meta.parent_id != plan_id:
+        raise InputError(f"the proposal of job {body.job_id} is not a child of {plan_id}", field="job_id")
+    if any(c["plan_id"] == new_id for c in service.meta.children_of(plan_id)):
+        raise InputError(f"the proposal of job {body.job_id} is version {new_id} already", field="job_id")
+    if not branch and (conflict := _conflict(service, plan_id)) is not None:
+        return conflict
+    source = service.meta.get_plan(plan_id)["source_upload"]
+    try:
+        service.plans.save(proposal, source_upload=source, created_by=p.name, sole_child=not branch)
+    except PlanConflictError:  # another version landed between the check and the save
+        conflict = _conflict(service, plan_id)
+        if conflict is None:
+            raise
+        return conflict
+    return {"plan_id": new_id, "parent_id": plan_id, "href": f"/plans/{new_id}"}
