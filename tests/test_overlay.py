@@ -170,3 +170,40 @@ def test_tiled_noding_in_worker_processes_matches_one_pass() -> None:
     assert sum(tiled.values()) == pytest.approx(sum(one.values()), rel=1e-9)
     for key, area in one.items():
         assert tiled[key] == pytest.approx(area, rel=1e-4)
+
+
+def _adjacency_by_brute_force(faces: np.ndarray) -> dict[tuple[int, int], float]:
+    out = {}
+    for i in range(len(faces)):
+        for j in range(i + 1, len(faces)):
+            shared = shapely.length(shapely.intersection(faces[i].boundary, faces[j].boundary))
+            if shared > 1e-9:
+                out[(i, j)] = float(shared)
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(3, 40), st.booleans())
+def test_face_adjacency_is_the_shared_edge_length_even_when_keys_collide(seed, n, collide):
+    """Voronoi cells (a noded coverage) against pairwise boundary intersections; with *collide*
+    the segment keys are made to collide (one key per integer x), which takes the exact path."""
+    import gridplan.merge.overlay as ov
+
+    rng = np.random.default_rng(seed)
+    pts = shapely.multipoints(np.round(rng.uniform(0, 100, (n, 2)), 2))
+    frame = box(0, 0, 100, 100)
+    cells = shapely.get_parts(shapely.voronoi_polygons(pts, extend_to=frame))
+    faces = shapely.set_precision(shapely.intersection(cells, frame), 0.01)
+    faces = faces[shapely.area(faces) > 0]
+    real = ov._segment_keys
+    if collide:
+        ov._segment_keys = lambda seg: np.floor(seg[:, 0]).astype(np.uint64)  # type: ignore[assignment]
+    try:
+        adj = face_adjacency(faces)
+    finally:
+        ov._segment_keys = real
+    want = _adjacency_by_brute_force(faces)
+    got = {(int(a), int(b)): float(x) for a, b, x in adj[["a", "b", "length"]].itertuples(index=False)}
+    assert got.keys() == want.keys()
+    for k, length in want.items():
+        assert abs(got[k] - length) < 1e-6

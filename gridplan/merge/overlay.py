@@ -288,6 +288,15 @@ def _tiles_in_processes(
             return list(tex.map(lambda job: _tile_faces(job[0], job[1], grid_size_m), jobs))
 
 
+def _segment_keys(seg: np.ndarray) -> np.ndarray:
+    """Hash each segment's four coordinates to 64 bits (their float bits, ``-0.0`` as ``0.0``)."""
+    bits = np.ascontiguousarray(seg + 0.0).view(np.uint64)
+    key = bits[:, 0].copy()
+    for k in range(1, 4):  # boost::hash_combine
+        key ^= bits[:, k] + np.uint64(0x9E3779B97F4A7C15) + (key << np.uint64(6)) + (key >> np.uint64(2))
+    return key
+
+
 def face_adjacency(geoms: np.ndarray) -> pd.DataFrame:
     """Shared edge length between faces whose edges were noded together.
 
@@ -323,9 +332,18 @@ def face_adjacency(geoms: np.ndarray) -> pd.DataFrame:
     if len(seg) == 0:
         return pd.DataFrame({"a": np.array([], np.int64), "b": np.array([], np.int64),
                              "length": np.array([], float)})
-    order = np.lexsort((face, seg[:, 3], seg[:, 2], seg[:, 1], seg[:, 0]))
-    seg, face = seg[order], face[order]
-    eq = np.all(seg[1:] == seg[:-1], axis=1) & (face[1:] != face[:-1])
+    # one 64-bit key per segment and one argsort, instead of a five-key lexsort (40 % of the
+    # function on city faces); equal segments have equal keys, so they end up next to each other
+    # unless two different segments share a key — then the exact lexsort decides
+    key = _segment_keys(seg)
+    order = np.argsort(key, kind="stable")
+    key, seg, face = key[order], seg[order], face[order]
+    same = np.all(seg[1:] == seg[:-1], axis=1)
+    if (key[1:] == key[:-1])[~same].any():  # a key collision: sort exactly
+        exact = np.lexsort((face, seg[:, 3], seg[:, 2], seg[:, 1], seg[:, 0]))
+        seg, face = seg[exact], face[exact]
+        same = np.all(seg[1:] == seg[:-1], axis=1)
+    eq = same & (face[1:] != face[:-1])
     i = np.flatnonzero(eq)
     a, b = face[i], face[i + 1]
     length = np.hypot(seg[i, 2] - seg[i, 0], seg[i, 3] - seg[i, 1])
