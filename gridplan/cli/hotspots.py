@@ -294,8 +294,18 @@ def hotspots(
         if yoy_out is not None:
             write_table(yoy, yoy_out)
         prog.update(task, advance=1)
-    summary = _Summary(table, events, hs, em, yoy, choice, step)
+    summary = _Summary(table, events, hs, em, yoy, choice, step, _permutations_text(permutations, scheduler))
     console.print(summary.table(areas, str(out) + (f", {yoy_out}" if yoy_out else "")))
+
+
+def _permutations_text(permutations: int, scheduler: str | None) -> str:
+    from gridplan.hotspots.permute import PERMUTATION_BATCH
+
+    if not permutations:
+        return "none (analytic p only)"
+    n = -(-permutations // PERMUTATION_BATCH)
+    where = f" on Dask ({scheduler})" if scheduler else ""
+    return f"{permutations:,} in {n} batch{'es' if n > 1 else ''} of {PERMUTATION_BATCH}{where}"
 
 
 def _gi_star_step(
@@ -332,6 +342,7 @@ class _Summary:
     yoy: Any
     choice: Any
     step: str | None
+    permutations: str
 
     def table(self, areas: Any, written: str) -> Table:
         table, events, hs, em, yoy, choice, step = (
@@ -353,6 +364,7 @@ class _Summary:
         )
         how = f"{hs.attrs.get('neighbourhood')}, value {hs.attrs.get('value')}"
         t.add_row("areas", f"{len(hs):,} {areas.by} ({how})")
+        t.add_row("permutations", self.permutations)
         if choice is not None:
             t.add_row("chosen (--by auto)", choice.reason)
         for label, bins in (("hot spots 99/95/90 %", (3, 2, 1)), ("cold spots 99/95/90 %", (-3, -2, -1))):
