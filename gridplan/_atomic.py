@@ -28,8 +28,9 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from gridplan.errors import InputError
@@ -42,6 +43,7 @@ __all__ = [
     "atomic_path",
     "check_output_path",
     "clean_stale",
+    "concat_files",
     "fsync_dir",
     "output_mode",
     "staged_bytes",
@@ -229,3 +231,27 @@ def write_bytes(data: bytes, target: str | os.PathLike[str]) -> Path:
 def write_text(text: str, target: str | os.PathLike[str], *, encoding: str = "utf-8") -> Path:
     """Write *text* to *target* atomically; return the target."""
     return write_bytes(text.encode(encoding), target)
+
+
+def concat_files(parts: Sequence[str | os.PathLike[str]], target: str | os.PathLike[str]) -> Path:
+    """Write the bytes of *parts*, in order, to *target* atomically (streamed, never all in memory).
+
+    Each part is removed once it has been copied; on failure *target* is untouched and the parts
+    that were not copied yet are left to the caller.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> parts = [folder / "a", folder / "b"]
+    >>> _ = parts[0].write_bytes(b"head,"), parts[1].write_bytes(b"tail")
+    >>> concat_files(parts, folder / "out.txt").read_bytes(), sorted(p.name for p in folder.iterdir())
+    (b'head,tail', ['out.txt'])
+
+    """
+    with atomic_path(target) as tmp, open(tmp, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as fh:
+                shutil.copyfileobj(fh, out, 1 << 20)
+            os.unlink(part)
+    return Path(target)

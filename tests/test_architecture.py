@@ -18,7 +18,7 @@ PKG = Path(__file__).resolve().parents[1] / "gridplan"
 #: same floor; in a set the rooms are peers and none may import another.  Every room may use every
 #: room of a lower floor.
 FLOORS: list[tuple[str, list[str] | set[str]]] = [
-    ("ground", ["errors", "settings", "_clock", "_atomic", "params", "crs"]),
+    ("ground", ["errors", "settings", "_clock", "_atomic", "_dask", "params", "crs"]),
     ("data", ["layers", "validate", "sample"]),
     ("plan", ["plans", "hexindex", "merge"]),
     ("analyses", {"geocode", "hotspots", "balance", "coverage"}),

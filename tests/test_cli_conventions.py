@@ -222,41 +222,6 @@ def test_progress_bars_show_rate_and_eta() -> None:
     assert TimeRemainingColumn in kinds
 
 
-def test_chunk_rows_bounds_the_dask_partitions(
-    monkeypatch: pytest.MonkeyPatch, small_city: Path, small_plan: Path, tmp_path: Path
-) -> None:
-    """``--chunk-rows`` is the largest partition on a cluster (and there is one per worker at least)."""
-    from contextlib import contextmanager
-
-    import pandas as pd
-
-    seen: list[int] = []
-
-    class Client:
-        def nthreads(self) -> dict[str, int]:
-            return {"w1": 1, "w2": 1}
-
-    @contextmanager
-    def fake_client(_scheduler: str) -> Iterator[Client]:
-        yield Client()
-
-    def fake_geocode_dask(table: Any, geocoder: Any, *, client: Any, npartitions: int, **kw: Any) -> Any:
-        seen.append(npartitions)
-        return geocoder.geocode(table, **kw)
-
-    monkeypatch.setattr("gridplan.geocode._dask.dask_client", fake_client)
-    monkeypatch.setattr("gridplan.geocode.geocode_dask", fake_geocode_dask)
-    cases = pd.read_csv(small_city / "cases.csv", dtype=str, keep_default_na=False).iloc[:2500]
-    inp = tmp_path / "cases.csv"
-    cases.to_csv(inp, index=False)
-    base = ["geocode", str(inp), "--layers", str(small_city / "layers.gpkg"), "--plan", str(small_plan)]
-    for chunk, expected in (("1000", 3), ("200000", 2)):
-        res = CliRunner().invoke(app, [*base, "-o", str(tmp_path / f"o{chunk}.csv"), "--scheduler", "x",
-                                       "--chunk-rows", chunk])
-        assert res.exit_code == 0, res.output
-        assert seen[-1] == expected
-
-
 def test_no_rich_markup_in_cli_messages() -> None:
     """The consoles never read markup (user text is printed as written), so a ``[yellow]…[/]`` in
     the CLI's own messages would reach the user verbatim: styles go in ``style=``."""

@@ -313,6 +313,28 @@ def progress() -> Iterator[Progress]:
         yield prog
 
 
+#: The ``--scheduler`` help of every command that can run its long steps on Dask.
+SCHEDULER_HELP = (
+    "Run the long steps on Dask: a scheduler address (tcp://host:8786; workers need gridplan and "
+    "the same file paths), or 'local' for a 2-process local cluster."
+)
+
+
+@contextmanager
+def dask_session(scheduler: str) -> Iterator[Any]:
+    """Open a ``distributed.Client`` for ``--scheduler`` (see :func:`gridplan._dask.dask_client`).
+
+    Prints the dashboard's address on stderr when the scheduler serves one (bokeh installed).
+    """
+    from gridplan._dask import dask_client
+
+    with dask_client(scheduler) as client:
+        link = getattr(client, "dashboard_link", None)
+        if link:
+            err_console.print(f"Dask dashboard: {link}", highlight=False)
+        yield client
+
+
 def _print_version(value: bool) -> None:
     if value:
         from importlib.metadata import PackageNotFoundError, version

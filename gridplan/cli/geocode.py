@@ -9,32 +9,21 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from gridplan.cli._app import app, console, err_console, example, progress, user_errors
+from gridplan.cli._app import SCHEDULER_HELP, app, console, dask_session, example, progress, user_errors
 from gridplan.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from rich.progress import Progress
 
     from gridplan.geocode import Geocoder
 
 
 def _read_input(path: Path) -> pd.DataFrame:
     """Read a CSV as text columns (UTF-8 with or without BOM, else GB18030); empty cells stay ''."""
-    import pandas as pd
+    from gridplan.layers.csvparts import read_text_csv
 
-    if not path.exists():
-        raise InputError("file not found", file=path)
-    if path.is_dir():
-        raise InputError("is a folder; give a CSV file", file=path)
-    last: Exception | None = None
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
-        except UnicodeDecodeError as exc:
-            last = exc
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InputError(f"not a readable CSV ({str(exc).splitlines()[0]})", file=path) from None
-    raise InputError(f"text is neither UTF-8 nor GB18030 ({last})", file=path)
+    return read_text_csv(path)
 
 
 def _build(layers: Path, plan: Path | None) -> Geocoder:
@@ -68,9 +57,7 @@ def geocode(
     min_score: float = typer.Option(
         80.0, "--min-score", min=0, max=100, help="Address matches scoring below this (0-100) are U."
     ),
-    scheduler: str | None = typer.Option(
-        None, "--scheduler", help="Dask scheduler address, or 'local' for a 2-process local cluster."
-    ),
+    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
     rematch: bool = typer.Option(
         False,
         "--rematch",
@@ -83,7 +70,8 @@ def geocode(
         200_000,
         "--chunk-rows",
         min=1000,
-        help="Rows per batch: the progress step, and the largest Dask partition with --scheduler.",
+        help="Rows per batch: the progress step, and with --scheduler the rows of each Dask partition "
+        "(ceil(rows / N) partitions, each read, geocoded and written by a worker).",
     ),
     bom: bool = typer.Option(
         True, "--bom/--no-bom", help="UTF-8 with a BOM, so Excel shows Chinese (default); --no-bom: without."
@@ -98,12 +86,17 @@ def geocode(
     the input lon/lat/coord_sys are kept as in_lon/in_lat/in_coord_sys.
     """
     from gridplan import params
-    from gridplan.geocode import geocode_dask
     from gridplan.geocode import rematch as rematch_rows
-    from gridplan.geocode._dask import dask_client
+    from gridplan.geocode.geocoder import summary_counts
     from gridplan.layers import write_table_csv
 
     params.output_file(out)
+    if scheduler and not rematch:
+        _geocode_on_dask(
+            input_csv, out, layers=layers, plan=plan, scheduler=scheduler, chunk_rows=chunk_rows, bom=bom,
+            min_score=min_score, address_col=address_col,
+        )
+        return
     table = _read_input(input_csv)
     if address_col not in table.columns and not {"lon", "lat"} <= set(table.columns):
         raise InputError(f"needs an '{address_col}' column or 'lon' and 'lat' columns", file=input_csv,
@@ -125,23 +118,6 @@ def geocode(
                 address_col=address_col,
             )
             n_run = int(table["status"].isin(list(statuses)).sum())
-        elif scheduler:
-            prog.update(task, description=f"geocode on Dask ({scheduler})")
-            with dask_client(scheduler) as client:
-                link = getattr(client, "dashboard_link", None)
-                if link:  # with bokeh (the dask extra) the scheduler serves its dashboard
-                    err_console.print(f"Dask dashboard: {link}", highlight=False)
-                # partitions of at most --chunk-rows rows, and at least one per worker thread
-                threads = sum(client.nthreads().values()) or 1
-                result = geocode_dask(
-                    table,
-                    geocoder,
-                    client=client,
-                    npartitions=max(threads, -(-len(table) // chunk_rows)),
-                    min_score=min_score,
-                    address_col=address_col,
-                )
-            n_run = len(table)
         else:
             prog.update(task, description="geocode")
             result = geocoder.geocode_chunks(
@@ -155,11 +131,71 @@ def geocode(
         secs = time.perf_counter() - t0
         prog.update(task, description="write", completed=max(len(table), 1))
         write_table_csv(result, out, bom=bom)
-    _summary(result, out=out, n_run=n_run, secs=secs, build_s=geocoder.build_s)
+    _summary(summary_counts(result), out=out, n_run=n_run, secs=secs, build_s=geocoder.build_s)
 
 
-def _summary(result: pd.DataFrame, *, out: Path, n_run: int, secs: float, build_s: float) -> None:
-    n = len(result)
+class _DaskBars:
+    """The progress bars of the ``--scheduler`` path (:class:`~gridplan.geocode._dask.CsvGeocodeProgress`)."""
+
+    def __init__(self, prog: Progress, scheduler: str) -> None:
+        self.prog = prog
+        self.split_task = prog.add_task("read input", total=None)
+        self.index_task = prog.add_task("build address index on a worker", total=None, start=False)
+        self.task = prog.add_task(f"geocode on Dask ({scheduler})", total=None, start=False)
+
+    def split(self, rows: int, partitions: int) -> None:
+        text = f"read input: {partitions} partitions"
+        self.prog.update(self.split_task, total=1, completed=1, description=text)
+        self.prog.start_task(self.index_task)
+        self.prog.update(self.task, total=max(rows, 1))
+
+    def built(self, build_s: float) -> None:
+        self.prog.update(self.index_task, total=1, completed=1)
+        self.prog.start_task(self.task)
+
+    def rows_done(self, rows: int) -> None:
+        self.prog.update(self.task, completed=rows)
+
+
+def _geocode_on_dask(
+    input_csv: Path,
+    out: Path,
+    *,
+    layers: Path,
+    plan: Path | None,
+    scheduler: str,
+    chunk_rows: int,
+    bom: bool,
+    min_score: float,
+    address_col: str,
+) -> None:
+    """Run the ``--scheduler`` path: parts read, geocoded and written on the workers (file to file)."""
+    from gridplan.geocode._dask import geocode_csv_dask
+
+    for path in (input_csv, layers, plan):
+        if path is not None and not path.exists():
+            raise InputError("file not found", file=path)
+    with progress() as prog, dask_session(scheduler) as client:
+        bars = _DaskBars(prog, scheduler)
+        run = geocode_csv_dask(
+            input_csv, out, layers=layers, plan=plan, client=client, chunk_rows=chunk_rows, bom=bom,
+            progress=bars, address_col=address_col, min_score=min_score,
+        )
+        prog.update(bars.task, description="written", completed=max(run.rows, 1))
+    _summary(run.counts, out=out, n_run=run.rows, secs=run.geocode_s, build_s=run.build_s,
+             partitions=run.partitions)
+
+
+def _summary(
+    counts: dict[str, int],
+    *,
+    out: Path,
+    n_run: int,
+    secs: float,
+    build_s: float,
+    partitions: int | None = None,
+) -> None:
+    n = counts["rows"]
     table = Table(title=f"geocode → {out}")
     table.add_column("figure")
     table.add_column("rows", justify="right")
@@ -168,21 +204,19 @@ def _summary(result: pd.DataFrame, *, out: Path, n_run: int, secs: float, build_
     def row(label: str, k: int) -> None:
         table.add_row(label, f"{k:,}", f"{100 * k / n:.1f} %" if n else "-")
 
-    status = result["status"].astype(str)
     for s, label in (("M", "M matched"), ("T", "T tied"), ("U", "U unmatched")):
-        row(label, int((status == s).sum()))
-    level = result["match_level"].astype(str)
+        row(label, counts[f"status {s}"])
     for lv in ("house", "road", "community", "town", "coordinate"):
-        row(f"  level {lv}", int((level == lv).sum()))
-    by = result["located_by"].astype(str)
+        row(f"  level {lv}", counts[f"level {lv}"])
     for b in ("address", "coordinates", "both"):
-        row(f"  located by {b}", int((by == b).sum()))
-    flagged = (status == "M") & (result["reason"].astype(str) != "")
-    row("M rows flagged (see reason)", int(flagged.sum()))
-    row("in a base grid", int((result["grid_code"].astype(str) != "").sum()))
+        row(f"  located by {b}", counts[f"by {b}"])
+    row("M rows flagged (see reason)", counts["flagged"])
+    row("in a base grid", counts["in grid"])
     table.add_row("index build", f"{build_s:.1f} s", "")
     rate = f"{n_run / secs:,.0f} rows/s" if secs > 0 else "-"
     table.add_row("geocoded", f"{n_run:,} rows in {secs:.1f} s", rate)
+    if partitions is not None:
+        table.add_row("Dask partitions", f"{partitions:,}", "")
     console.print(table)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -9,7 +10,7 @@ from typing import Any, Literal, cast
 import typer
 from rich.table import Table
 
-from gridplan.cli._app import app, console, example, progress, user_errors
+from gridplan.cli._app import SCHEDULER_HELP, app, console, dask_session, example, progress, user_errors
 from gridplan.errors import InputError
 
 
@@ -165,6 +166,7 @@ def heatmap(
     epilog=example(
         "gridplan hotspots cases_located.csv --plan plan.gpkg -o hot.gpkg",
         "gridplan hotspots cases_located.csv --plan plan.gpkg -o hot.gpkg --by grid --yoy-out yoy.xlsx",
+        "gridplan hotspots cases_located.csv --plan plan.gpkg -o hot.gpkg --scheduler tcp://10.0.0.5:8786",
     )
 )
 @user_errors
@@ -211,10 +213,13 @@ def hotspots(
     category: str | None = typer.Option(None, "--category", help="Only these categories (comma-separated)."),
     since: str | None = typer.Option(None, "--since", help="Only events on/after this date (YYYY-MM-DD)."),
     until: str | None = typer.Option(None, "--until", help="Only events on/before this date (YYYY-MM-DD)."),
-    seed: int = typer.Option(0, "--seed", help="Permutation seed (same seed, same output)."),
+    seed: int = typer.Option(
+        0, "--seed", help="Permutation seed (same seed, same output, with or without --scheduler)."
+    ),
     yoy_out: Path | None = typer.Option(
         None, "--yoy-out", help="Also export the year-on-year table (.csv UTF-8 with BOM, or .xlsx)."
     ),
+    scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
 ) -> None:
     """Getis-Ord Gi* hot spots (FDR bins), emerging hot spots and year-on-year change → HOT.gpkg.
 
@@ -222,12 +227,12 @@ def hotspots(
     gi_bin −3..3: ±3/±2/±1 = hot/cold at 99/95/90 % after FDR (z and p raw, as in ArcGIS).
     emerging: pattern (17 ArcGIS labels), pattern_zh, trend_z, trend_p, counts, bin_history.
     yoy: level, code, name, category, year, count, count_prev, change_pct.
+    The permutations run in batches of 250 (on the workers with --scheduler; same output).
     """
     from gridplan import params
     from gridplan.hotspots import (
         emerging_hotspots,
         grid_hotspot_share,
-        hotspot_analysis,
         year_on_year,
     )
     from gridplan.hotspots.aggregate import LEVELS, TIME_STEPS, TimeStep
@@ -263,16 +268,9 @@ def hotspots(
         prog.update(task, description=f"{by} areas", advance=1)
         areas, choice = _choose_areas(events, plan, by, (h3_res, k_ring, distance_band_m), cats)
         prog.update(task, description="Gi*", advance=1)
-        hs = hotspot_analysis(
-            events,
-            plan,
-            areas=areas,
-            value=value,
-            category=cats,
-            permutations=permutations,
-            seed=seed,
-            inference=inference,
-        )
+        gi_options = {"value": value, "category": cats, "permutations": permutations, "seed": seed,
+                      "inference": inference}
+        hs = _gi_star_step(prog, events, plan, areas, scheduler, gi_options)
         prog.update(task, description="emerging hot spots", advance=1)
         layers: dict[str, Any] = {"hotspots": hs}
         if choice is not None:
@@ -296,8 +294,41 @@ def hotspots(
         if yoy_out is not None:
             write_table(yoy, yoy_out)
         prog.update(task, advance=1)
-    summary = _Summary(table, events, hs, em, yoy, choice, step)
+    summary = _Summary(table, events, hs, em, yoy, choice, step, _permutations_text(permutations, scheduler))
     console.print(summary.table(areas, str(out) + (f", {yoy_out}" if yoy_out else "")))
+
+
+def _permutations_text(permutations: int, scheduler: str | None) -> str:
+    from gridplan.hotspots.permute import PERMUTATION_BATCH
+
+    if not permutations:
+        return "none (analytic p only)"
+    n = -(-permutations // PERMUTATION_BATCH)
+    where = f" on Dask ({scheduler})" if scheduler else ""
+    return f"{permutations:,} in {n} batch{'es' if n > 1 else ''} of {PERMUTATION_BATCH}{where}"
+
+
+def _gi_star_step(
+    prog: Any, events: Any, plan: Any, areas: Any, scheduler: str | None, options: dict[str, Any]
+) -> Any:
+    """Run Gi* with a bar of its permutation batches (run on the cluster with ``--scheduler``)."""
+    from gridplan._dask import dask_runner
+    from gridplan.hotspots import BatchOptions, hotspot_analysis
+
+    with contextlib.ExitStack() as stack:
+        runner = None
+        if scheduler and options["permutations"]:
+            runner = dask_runner(stack.enter_context(dask_session(scheduler)))
+        where = f" on Dask ({scheduler})" if runner else ""
+        perm_task = prog.add_task(f"Gi* permutation batches{where}", total=None, start=False)
+
+        def batches_done(done: int, total: int) -> None:
+            if done == 0:
+                prog.start_task(perm_task)
+            prog.update(perm_task, total=total, completed=done)
+
+        batches = BatchOptions(runner=runner, on_progress=batches_done)
+        return hotspot_analysis(events, plan, areas=areas, batches=batches, **options)
 
 
 @dataclass(frozen=True)
@@ -311,6 +342,7 @@ class _Summary:
     yoy: Any
     choice: Any
     step: str | None
+    permutations: str
 
     def table(self, areas: Any, written: str) -> Table:
         table, events, hs, em, yoy, choice, step = (
@@ -332,6 +364,7 @@ class _Summary:
         )
         how = f"{hs.attrs.get('neighbourhood')}, value {hs.attrs.get('value')}"
         t.add_row("areas", f"{len(hs):,} {areas.by} ({how})")
+        t.add_row("permutations", self.permutations)
         if choice is not None:
             t.add_row("chosen (--by auto)", choice.reason)
         for label, bins in (("hot spots 99/95/90 %", (3, 2, 1)), ("cold spots 99/95/90 %", (-3, -2, -1))):

@@ -431,6 +431,34 @@ def rematch(
     return out
 
 
+def summary_counts(result: pd.DataFrame) -> dict[str, int]:
+    """Count the rows of a geocoder output by status, level and source (what ``gridplan geocode`` prints).
+
+    Keys: ``rows``, ``status M`` / ``T`` / ``U``, ``level house`` … ``coordinate``, ``by address`` /
+    ``coordinates`` / ``both``, ``flagged`` (M rows with a reason), ``in grid``.  Counts of parts
+    add up to the counts of the whole.
+
+    Examples
+    --------
+    >>> counts = summary_counts(pd.DataFrame({"status": ["M", "U"], "match_level": ["house", ""],
+    ...     "located_by": ["address", ""], "reason": ["", "no address"], "grid_code": ["G1", ""]}))
+    >>> counts["rows"], counts["status M"], counts["level house"], counts["in grid"]
+    (2, 1, 1, 1)
+
+    """
+    status = result["status"].astype(str)
+    level = result["match_level"].astype(str)
+    by = result["located_by"].astype(str)
+    out = {"rows": len(result)}
+    out.update({f"status {s}": int((status == s).sum()) for s in ("M", "T", "U")})
+    levels = ("house", "road", "community", "town", "coordinate")
+    out.update({f"level {lv}": int((level == lv).sum()) for lv in levels})
+    out.update({f"by {b}": int((by == b).sum()) for b in ("address", "coordinates", "both")})
+    out["flagged"] = int(((status == "M") & (result["reason"].astype(str) != "")).sum())
+    out["in grid"] = int((result["grid_code"].astype(str) != "").sum())
+    return out
+
+
 def _library_table(std: gpd.GeoDataFrame) -> pd.DataFrame:
     """Build the library's matching table (normalised components, digit keys, x/y)."""
     geom = std.geometry
@@ -488,4 +516,4 @@ def _join_cols(a: pd.Series, b: pd.Series) -> pd.Series:
     )
 
 
-__all__ = ["OUTPUT_COLUMNS", "Geocoder", "rematch"]
+__all__ = ["OUTPUT_COLUMNS", "Geocoder", "rematch", "summary_counts"]

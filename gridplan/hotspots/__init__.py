@@ -23,6 +23,7 @@ from gridplan.hotspots.emerging import (
     space_time_gi,
 )
 from gridplan.hotspots.gistar import (
+    BatchOptions,
     fdr_bins,
     gi_star,
     gi_star_analytic,
@@ -52,6 +53,7 @@ __all__ = [
     "PATTERNS",
     "PATTERNS_ZH",
     "Areas",
+    "BatchOptions",
     "Choice",
     "TrendOptions",
     "aggregate_events",

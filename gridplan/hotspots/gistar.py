@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import geopandas as gpd
@@ -14,9 +15,16 @@ import pandas as pd
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
+from gridplan._dask import BatchRunner, run_local
 from gridplan.errors import InputError
 from gridplan.hotspots.aggregate import Areas, Level, aggregate_events
-from gridplan.hotspots.permute import esda_draws, larger_counts, p_sim_directed
+from gridplan.hotspots.permute import (
+    PERMUTATION_BATCH,
+    PermutationInputs,
+    batch_counts,
+    p_sim_directed,
+    permutation_batches,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -202,12 +210,18 @@ def _p_two_sided(z: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.minimum(1.0, 2.0 * norm.sf(np.abs(z)))
 
 
-def _p_sim(y: NDArray[np.float64], lg: Any, permutations: int, seed: int | None) -> NDArray[np.float64]:
+def _p_sim(
+    y: NDArray[np.float64],
+    lg: Any,
+    permutations: int,
+    seed: int | None,
+    batches: BatchOptions,
+) -> NDArray[np.float64]:
     """Return esda's conditional-permutation ``p_sim`` of *lg* (a ``G_Local`` without permutations).
 
-    The same draws and the same counts as ``esda.crand`` (:mod:`gridplan.hotspots.permute`); at
-    169 k H3 cells drawing esda's table costs ~2 s CPU and counting ~0.2 s, where esda's site loop
-    without numba takes ~25 s.
+    The same draws and the same counts as ``esda.crand`` (:mod:`gridplan.hotspots.permute`), in
+    batches of ``batches.size`` permutations run by ``batches.runner``; at 169 k H3 cells drawing
+    esda's table costs ~2 s CPU and counting ~0.2 s, where esda's site loop without numba takes ~25 s.
     """
     adj = lg.w.sparse.tocsr(copy=True)
     self_w = np.asarray(adj.diagonal(), dtype=np.float64)
@@ -216,9 +230,42 @@ def _p_sim(y: NDArray[np.float64], lg: Any, permutations: int, seed: int | None)
     card = np.diff(adj.indptr).astype(np.int64)
     if seed is None:
         seed = int(np.random.default_rng().integers(12345, 12345000))
-    draws = esda_draws(len(y), int(card.max()), permutations, int(seed))
-    larger = larger_counts(y, np.asarray(lg.Gs, dtype=np.float64), card, self_w, draws, float(y.sum()))
+    inputs = PermutationInputs(y, np.asarray(lg.Gs, dtype=np.float64), card, self_w, float(y.sum()))
+    todo = permutation_batches(permutations, int(seed), batch=batches.size)
+    on_done = None
+    if batches.on_progress is not None:
+        report = batches.on_progress
+        report(0, len(todo))
+
+        def on_done(k: int) -> None:
+            report(k, len(todo))
+
+    counts = (batches.runner or run_local)(batch_counts, inputs, todo, on_done=on_done)
+    larger: NDArray[np.int64] = np.vstack(counts).sum(axis=0, dtype=np.int64)
     return p_sim_directed(larger, permutations)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How Gi*'s permutations are run: batch size, where, and who hears of each finished batch.
+
+    Attributes
+    ----------
+    size
+        Permutations per batch (:data:`~gridplan.hotspots.permute.PERMUTATION_BATCH`; ``None``: one
+        batch, esda's single stream).  Part of the answer: the same seed and size give the same
+        ``gi_p_sim`` wherever the batches run.
+    runner
+        Runs the batches (:func:`gridplan._dask.run_local` by default, or
+        :func:`gridplan._dask.dask_runner` for a cluster).
+    on_progress
+        Called with ``(batches done, batches)`` as batches finish.
+
+    """
+
+    size: int | None = PERMUTATION_BATCH
+    runner: BatchRunner | None = None
+    on_progress: Callable[[int, int], None] | None = None
 
 
 def gi_star(
@@ -229,13 +276,18 @@ def gi_star(
     seed: int | None = 0,
     inference: Literal["analytic", "permutation"] = "analytic",
     fdr: bool = True,
+    batches: BatchOptions | None = None,
 ) -> pd.DataFrame:
     """Getis-Ord Gi* of *values* on *graph* through ``esda.G_Local``, with ArcGIS-style bins.
 
     ``gi_z`` is esda's; ``gi_p_sim`` is esda's conditional-permutation p-value (its default
     directed test, doubled to two-sided), reproduced draw for draw by vectorised counting
-    (:mod:`gridplan.hotspots.permute`): identical to ``esda.G_Local(..., seed=seed, n_jobs=1)``
-    without numba, ~3 s CPU instead of ~27 s at 169 k H3 cells (benchmarks/RESULTS.md, gistar).
+    (:mod:`gridplan.hotspots.permute`), ~3 s CPU instead of ~27 s at 169 k H3 cells
+    (benchmarks/RESULTS.md, gistar).  The permutations run in batches of 250, each with its own
+    seed derived from *seed* (:func:`~gridplan.hotspots.permute.permutation_batches`), so that
+    they can run on a Dask cluster with the same answer: up to 250 permutations (or with
+    ``BatchOptions(size=None)``) the answer is ``esda.G_Local(..., seed=seed, n_jobs=1)``'s
+    without numba, beyond it the sum of esda's counts over the batches' seeds.
 
     Parameters
     ----------
@@ -251,6 +303,8 @@ def gi_star(
         Which p-value the FDR bins use: ``"analytic"`` (``gi_p``, ArcGIS) or ``"permutation"``.
     fdr
         Apply the FDR correction to the bins.
+    batches
+        Batch size, runner and progress of the permutations (:class:`BatchOptions`).
 
     Returns
     -------
@@ -287,7 +341,7 @@ def gi_star(
     p = _p_two_sided(z)
     p_sim = np.full(n, np.nan)
     if permutations:
-        p_sim = np.minimum(1.0, 2.0 * _p_sim(y, lg, int(permutations), seed))
+        p_sim = np.minimum(1.0, 2.0 * _p_sim(y, lg, int(permutations), seed, batches or BatchOptions()))
     bins = fdr_bins(z, p if inference == "analytic" else p_sim, fdr=fdr)
     return pd.DataFrame({"gi_z": z, "gi_p": p, "gi_p_sim": p_sim, "gi_bin": bins})
 
@@ -325,7 +379,7 @@ def neighbourhood_text(a: Areas) -> str:
     return f"H3 res {a.h3_res} k-ring {a.k_ring}" if a.by == "h3" else "queen contiguity"
 
 
-def hotspot_analysis(
+def hotspot_analysis(  # noqa: PLR0913 - keyword-only options, gi_star's passed through
     events: Any,
     plan: Any,
     *,
@@ -335,6 +389,7 @@ def hotspot_analysis(
     permutations: int = 999,
     seed: int | None = 0,
     inference: Literal["analytic", "permutation"] = "analytic",
+    batches: BatchOptions | None = None,
 ) -> gpd.GeoDataFrame:
     """Build the ``hotspots`` layer: one feature per grid/community/town/H3 cell with Gi* and its bin.
 
@@ -352,8 +407,8 @@ def hotspot_analysis(
         rate for grids/communities/towns, density for H3 cells).  Raw counts on grids of unequal
         size flag large grids for their size alone (3 % of grids at 99 % on a uniform control of
         the sample city, against 0 % for density and 1.6 % for rate).
-    permutations, seed, inference
-        As :func:`gi_star`.
+    permutations, seed, inference, batches
+        As :func:`gi_star` (*batches* runs the permutations on a cluster and reports them).
 
     Returns
     -------
@@ -370,7 +425,14 @@ def hotspot_analysis(
         raise InputError("no located events fall inside the plan's grids")
     used = resolve_value(value, by, agg)
     graph, n_nb = spatial_weights(agg, by=by, distance_band_m=distance_band_m, k_ring=a.k_ring)
-    gi = gi_star(_analysis_value(agg, used), graph, permutations=permutations, seed=seed, inference=inference)
+    gi = gi_star(
+        _analysis_value(agg, used),
+        graph,
+        permutations=permutations,
+        seed=seed,
+        inference=inference,
+        batches=batches,
+    )
     out = agg.copy()
     for col in gi.columns:
         out[col] = gi[col].to_numpy()

@@ -1,5 +1,12 @@
 """Conditional permutations for Gi*, vectorised: esda's ``crand`` draws and counts without a site loop.
 
+The permutations are drawn and counted in batches of :data:`PERMUTATION_BATCH`
+(:func:`permutation_batches`): batch 0 draws from the seed itself, batch ``b`` from a seed derived
+from ``(seed, b)``, and the counts of the batches add up.  The answer therefore depends on the
+seed and the number of permutations only, not on where the batches run (in this process or on a
+Dask cluster, :mod:`gridplan._dask`) nor in which order they finish; with at most
+:data:`PERMUTATION_BATCH` permutations it is esda's own draw for draw.
+
 ``esda.G_Local`` computes its pseudo p-value by conditional randomisation (``esda.crand``): one table
 of ``permutations × max_cardinality`` indices into the *other* ``n − 1`` sites is drawn once, and
 site ``i`` with ``c_i`` neighbours takes the first ``c_i`` columns of every row as its random
@@ -16,11 +23,15 @@ directly.  Cost ≈ (n / block) · K log K + K · c² · block instead of n · K
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 
 #: Consecutive sites of one cardinality counted together (see the module docstring for the cost).
 BLOCK = 512
+#: Permutations per batch (:func:`permutation_batches`): the unit of work, here or on a Dask worker.
+PERMUTATION_BATCH = 250
 
 
 def esda_draws(n: int, max_card: int, permutations: int, seed: int) -> NDArray[np.int64]:
@@ -145,6 +156,73 @@ def larger_counts(
             idx = sites[s : s + BLOCK]
             larger[idx] = _block_counts(idx, dm, a, b, own[s : s + BLOCK], observed[idx], scaling)
     return larger
+
+
+def permutation_batches(
+    permutations: int, seed: int, *, batch: int | None = PERMUTATION_BATCH
+) -> list[tuple[int, int]]:
+    """Split *permutations* into ``(size, seed)`` batches of at most *batch* draws.
+
+    Batch 0 uses *seed*; batch ``b ≥ 1`` uses the first word of ``SeedSequence([seed, b])``.
+    ``batch=None`` makes one batch: esda's single stream of *permutations* draws.
+
+    Examples
+    --------
+    >>> [size for size, _ in permutation_batches(999, 0)], permutation_batches(999, 7)[0]
+    ([250, 250, 250, 249], (250, 7))
+    >>> permutation_batches(999, 7, batch=None)
+    [(999, 7)]
+
+    """
+    step = permutations if batch is None else max(1, int(batch))
+    out: list[tuple[int, int]] = []
+    for b, start in enumerate(range(0, permutations, max(step, 1))):
+        size = min(step, permutations - start)
+        sub = seed if b == 0 else int(np.random.SeedSequence([seed, b]).generate_state(1)[0])
+        out.append((size, sub))
+    return out
+
+
+@dataclass(frozen=True)
+class PermutationInputs:
+    """What every batch of :func:`batch_counts` reads (sent to each Dask worker once).
+
+    Attributes as :func:`larger_counts` names them; ``max_card`` is the draw table's width.
+    """
+
+    y: NDArray[np.float64]
+    observed: NDArray[np.float64]
+    cardinalities: NDArray[np.int64]
+    self_weights: NDArray[np.float64]
+    scaling: float
+
+    @property
+    def max_card(self) -> int:
+        """Widest neighbourhood: the columns of the draw table."""
+        return int(self.cardinalities.max()) if len(self.cardinalities) else 0
+
+
+def batch_counts(inputs: PermutationInputs, batch: tuple[int, int]) -> NDArray[np.int64]:
+    """Draw one ``(size, seed)`` batch (:func:`esda_draws`) and count it (:func:`larger_counts`).
+
+    Examples
+    --------
+    The counts of the batches add up to the counts of their draws taken together:
+
+    >>> y = np.array([1.0, 5.0, 2.0, 8.0, 3.0])
+    >>> inp = PermutationInputs(y, np.full(5, 0.45), np.array([1, 2, 1, 2, 0]), np.ones(5), 19.0)
+    >>> parts = [batch_counts(inp, b) for b in permutation_batches(30, 3, batch=10)]
+    >>> table = np.vstack([esda_draws(5, 2, size, s) for size, s in permutation_batches(30, 3, batch=10)])
+    >>> whole = larger_counts(y, inp.observed, inp.cardinalities, inp.self_weights, table, 19.0)
+    >>> bool((sum(parts) == whole).all())
+    True
+
+    """
+    size, seed = batch
+    draws = esda_draws(len(inputs.y), inputs.max_card, size, seed)
+    return larger_counts(
+        inputs.y, inputs.observed, inputs.cardinalities, inputs.self_weights, draws, inputs.scaling
+    )
 
 
 def p_sim_directed(larger: NDArray[np.int64], permutations: int) -> NDArray[np.float64]:

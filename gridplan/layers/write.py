@@ -41,6 +41,7 @@ __all__ = [
     "FORMULA_PREFIXES",
     "geometry_kwargs",
     "neutralize_formulas",
+    "write_csv_part",
     "write_layers",
     "write_table",
     "write_table_csv",
@@ -182,12 +183,41 @@ def write_table_csv(
 
     """
     p = Path(path)
+    with atomic_path(p) as tmp:
+        write_csv_part(df, tmp, header=True, bom=bom, neutralize=neutralize)
+    return p
+
+
+def write_csv_part(
+    df: pd.DataFrame, path: str | os.PathLike[str], *, header: bool, bom: bool = True, neutralize: bool = True
+) -> Path:
+    r"""Write *df* as :func:`write_table_csv` does, but in place and optionally without the header.
+
+    For tables written in parts by several processes: part 0 with ``header=True`` (and the BOM),
+    the others with ``header=False``; the parts' bytes, concatenated in order
+    (:func:`gridplan._atomic.concat_files`), are the bytes :func:`write_table_csv` writes for the
+    whole table, because every cell is written from its row alone.  *path* is not written atomically:
+    it is the caller's temporary file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> df = pd.DataFrame({"a": ["=1+1", "x"], "b": [1.5, None]})
+    >>> one = write_table_csv(df, folder / "one.csv")
+    >>> _ = write_csv_part(df.iloc[:1], folder / "p0", header=True)
+    >>> _ = write_csv_part(df.iloc[1:], folder / "p1", header=False)
+    >>> one.read_bytes() == (folder / "p0").read_bytes() + (folder / "p1").read_bytes()
+    True
+
+    """
+    p = Path(path)
     frame = _plain_frame(df)
     if neutralize:
         frame = neutralize_formulas(frame)
-    with atomic_path(p) as tmp:
-        # CRLF rows (RFC 4180, as Excel writes): a CR or LF inside a cell is then always quoted
-        frame.to_csv(tmp, index=False, encoding="utf-8-sig" if bom else "utf-8", lineterminator="\r\n")
+    # CRLF rows (RFC 4180, as Excel writes): a CR or LF inside a cell is then always quoted
+    encoding = "utf-8-sig" if bom and header else "utf-8"
+    frame.to_csv(p, index=False, header=header, encoding=encoding, lineterminator="\r\n")
     return p
 
 
