@@ -192,15 +192,19 @@ def _conflict(service: Service, plan_id: str) -> JSONResponse | None:
     return JSONResponse(body, status_code=409)
 
 
+#: ``?branch=true``: a new version beside a newer one, on purpose (no 409).
+Branch = Annotated[
+    bool, Query(description="make a sibling version on purpose, even if the plan already has a newer one")
+]
+
+
 @router.post("/{plan_id}/reimport", status_code=202, responses=errors(409))
 def reimport(
     plan_id: str,
     file: Annotated[UploadFile, File()],
     p: Annotated[Principal, require("plans:write")],
     service: ServiceDep,
-    branch: Annotated[
-        bool, Query(description="make a sibling version on purpose, even if the plan already has a newer one")
-    ] = False,
+    branch: Branch = False,
 ) -> Any:
     """Upload a base-grid layer edited in QGIS; a job turns it into a new version of *plan_id*.
 
@@ -226,9 +230,7 @@ def adopt_proposal(
     body: AdoptProposal,
     p: Annotated[Principal, require("plans:write")],
     service: ServiceDep,
-    branch: Annotated[
-        bool, Query(description="make a sibling version on purpose, even if the plan already has a newer one")
-    ] = False,
+    branch: Branch = False,
 ) -> Any:
     """Store the proposal of balance job *job_id* as a new version of *plan_id* (its parent).
 
