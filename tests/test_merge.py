@@ -172,6 +172,41 @@ def test_sliver_alone_in_its_community_is_kept_and_reported() -> None:
     assert set(plan.atomic_units["community_code"]) == {C1, C2}
 
 
+def test_crumb_cut_off_from_its_community_joins_the_neighbour_and_is_reported() -> None:
+    # C1 has a body and a detached 0.01 m² speck inside C2 (a digitising crumb of the community layer)
+    speck = b(150, 50, 150.1, 50.1)
+    layers = make_layers(
+        [(C1, shapely.union(b(0, 0, 100, 100), speck)), (C2, b(100, 0, 200, 100).difference(speck))],
+        {"police": [("P1", b(0, 0, 200, 100))]}, [(20, 50, 350), (120, 50, 400)],
+    )
+    plan = merge_layers(layers)
+    s = plan.meta.params["summary"]
+    assert s["slivers_kept"] == 0
+    assert s["crumbs_joined_other_community"] == 1
+    u = plan.atomic_units.set_index("community_code")
+    assert len(plan.atomic_units) == 2
+    assert u.loc[C1, "area_m2"] == pytest.approx(10_000.0)
+    assert u.loc[C2, "area_m2"] == pytest.approx(10_000.0)  # the speck is in C2's unit now
+    assert plan.base_grids.geometry.area.min() > 9_999
+    qa = plan.qa_issues[plan.qa_issues["issue"] == "sliver"]
+    assert len(qa) == 1
+    assert C1 in qa.iloc[0]["detail"]
+    assert C2 in qa.iloc[0]["detail"]
+
+
+def test_speck_touching_the_city_at_a_vertex_is_left_out_and_reported() -> None:
+    # the city outline has a 0.005 m² triangle hanging off the corner (100, 100) by one vertex
+    speck = shapely.Polygon([(X0 + 100, Y0 + 100), (X0 + 100.1, Y0 + 100.05), (X0 + 100.05, Y0 + 100.1)])
+    layers = make_layers([(C1, b(0, 0, 100, 100))], {"police": [("P1", b(0, 0, 100, 100))]}, [(20, 50, 350)],
+                         city=shapely.union(b(0, 0, 100, 100), speck))
+    plan = merge_layers(layers)
+    assert len(plan.base_grids) == 1
+    assert plan.atomic_units["area_m2"].sum() == pytest.approx(10_000.0, rel=1e-12)
+    qa = plan.qa_issues[plan.qa_issues["detail"].str.contains("speck", na=False)]
+    assert len(qa) == 1
+    assert qa.geometry.area.iloc[0] == pytest.approx(speck.area, rel=1e-3)
+
+
 def test_enclave_unit_joins_the_grid_around_it() -> None:
     # community of 800 households split in two grids; an enclave police grid sits in the west half
     layers = make_layers(

@@ -65,7 +65,7 @@ from gridplan.merge.basegrids import (
 )
 from gridplan.merge.inputs import QA_COLUMNS, MergeInputs, check_layers, qa_frame, read_inputs
 from gridplan.merge.lineage import FaceLineage, face_lineage
-from gridplan.merge.overlay import Faces, overlay_faces
+from gridplan.merge.overlay import Faces, drop_isolated_specks, face_adjacency, overlay_faces
 from gridplan.merge.split import Buildings, plan_splits
 from gridplan.merge.tables import base_grid_table, crosswalk_tables, grids_of, unit_table
 from gridplan.merge.units import STAT_COLUMNS, Points, Units, atomic_units, point_stats
@@ -238,7 +238,16 @@ def _stage(inp: MergeInputs, opts: MergeOptions, pts: Points,
     faces = overlay_faces(inp.city_geom, ov_layers, grid_size_m=opts.grid_size_m, previous=previous)
     if len(faces.geoms) == 0:
         raise InputError("the city polygon has no area", layer="city")
-    fl = face_lineage(faces, inp, n_pieces=0 if pieces is None else len(pieces), **opts.sliver_args())
+    faces, fadj, specks = drop_isolated_specks(faces, face_adjacency(faces.geoms), opts.min_area_m2,
+                                               (pts.b_pts, pts.a_pts))
+    fl = face_lineage(faces, inp, n_pieces=0 if pieces is None else len(pieces), fadj=fadj,
+                      **opts.sliver_args())
+    for g in specks:
+        fl.qa_rows.append({"layer": "city", "feature_id": "", "issue": "sliver",
+                           "detail": f"merge: {shapely.area(g):.3f} m² speck touching the rest of the city "
+                                     "at a vertex only, with no building or address: left out of the "
+                                     "atomic units",
+                           "geometry": g})
     units = atomic_units(fl, pts, len(inp.depts), **opts.sliver_args())
     return _Stage(faces=faces, fl=fl, units=units)
 
@@ -334,7 +343,9 @@ def merge_with(layers: Mapping[str, gpd.GeoDataFrame], opts: MergeOptions, *,
               "qa_issues": qa_all}
     plan = _plan(layers, inp, opts, tables, {
         "faces": len(fl.fg), "atomic_units": units.n, "slivers_removed": units.slivers_removed,
-        "slivers_kept": int(units.kept_sliver.sum()), "base_grids": grids.n, "units_split": split.n_split})
+        "slivers_kept": int(units.kept_sliver.sum()),
+        "crumbs_joined_other_community": len(units.crumbs), "base_grids": grids.n,
+        "units_split": split.n_split})
     log.info("merged %d layers into %s atomic units, %s base grids in %.1f s", len(depts),
              f"{units.n:,}", f"{grids.n:,}", time.perf_counter() - t0)
     return plan
@@ -348,6 +359,12 @@ def _qa(inp: MergeInputs, fl: FaceLineage, units: Units, uid: np.ndarray, base: 
         qa_rows.append({"layer": "atomic_units", "feature_id": uid[i], "issue": "sliver",
                         "detail": f"{units.area[i]:.1f} m² sliver kept: no non-sliver neighbour in community "
                                   f"{ucode_str[i]}", "geometry": units.geom[i]})
+    for u, comm, area in units.crumbs:
+        k = int(u)
+        qa_rows.append({"layer": "atomic_units", "feature_id": uid[k], "issue": "sliver",
+                        "detail": f"{area:.2f} m² of community {fl.comm_codes_u[int(comm)]} cut off from it "
+                                  f"(no neighbour in it) joined this unit of community {ucode_str[k]}",
+                        "geometry": units.geom[k]})
     for g in np.flatnonzero(base["band_status"].to_numpy() != "ok"):
         r = base.iloc[g]
         qa_rows.append({"layer": "base_grids", "feature_id": r["grid_code"], "issue": "band",

@@ -165,8 +165,12 @@ def _departments(faces: Faces, inp: MergeInputs, fl: FaceLineage, noise: Callabl
 
 
 def face_lineage(faces: Faces, inp: MergeInputs, *, min_area_m2: float, max_thinness: float,
-                 max_width_m: float, n_pieces: int = 0) -> FaceLineage:
-    """Community, department grids and split piece of every face (layer ``_pieces`` if present)."""
+                 max_width_m: float, n_pieces: int = 0, fadj: pd.DataFrame | None = None) -> FaceLineage:
+    """Community, department grids and split piece of every face (layer ``_pieces`` if present).
+
+    *fadj* is the faces' adjacency when the caller has it
+    (:func:`~gridplan.merge.overlay.face_adjacency`).
+    """
     fg = faces.geoms
     nf = len(fg)
     farea = shapely.area(fg)
@@ -177,7 +181,8 @@ def face_lineage(faces: Faces, inp: MergeInputs, *, min_area_m2: float, max_thin
                            max_width_m=max_width_m)
 
     comm_codes_u, comm_key = np.unique(inp.comm_code, return_inverse=True)
-    fl = FaceLineage(fg=fg, farea=farea, fperim=shapely.length(fg), fadj=face_adjacency(fg),
+    fl = FaceLineage(fg=fg, farea=farea, fperim=shapely.length(fg),
+                     fadj=face_adjacency(fg) if fadj is None else fadj,
                      fcomm=np.full(nf, -1, np.int64), fdept=np.zeros((nf, len(inp.depts)), np.int64),
                      fpiece=np.full(nf, -1, np.int64), comm_codes_u=comm_codes_u, comm_key=comm_key,
                      dept_ids={}, qa_rows=[])

@@ -21,6 +21,7 @@ faces.  This is hand-written because libpysal's rook weights give no edge length
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,6 +158,41 @@ def overlay_faces(
         found = [membership(layers[n]) for n in names]
     members = dict(zip(names, found, strict=True))
     return Faces(geoms=faces, points=points, members=members, tiles=tiles)
+
+
+def drop_isolated_specks(faces: Faces, adj: pd.DataFrame, max_area_m2: float,
+                         points: Sequence[np.ndarray] = ()) -> tuple[Faces, pd.DataFrame, np.ndarray]:
+    """Remove faces that share no edge with any other face, are below *max_area_m2* and hold no point.
+
+    Such a face touches the rest of the city at a vertex only: a speck of the city outline or of a
+    layer's digitising (a triangle of a few square centimetres where two lines almost meet).  Kept,
+    it would become an atomic unit, and a base grid, of its own, since sliver elimination needs a
+    shared edge to join it to anything.  Faces holding a building or address point (*points*) stay.
+
+    Returns the kept faces (members renumbered), the adjacency renumbered, and the removed polygons.
+    """
+    n = len(faces.geoms)
+    touched = np.zeros(n, bool)
+    touched[adj["a"].to_numpy()] = True
+    touched[adj["b"].to_numpy()] = True
+    drop = ~touched & (shapely.area(faces.geoms) < max_area_m2)
+    if n <= 1 or not drop.any():
+        return faces, adj, np.empty(0, dtype=object)
+    for pts in points:
+        if len(pts) and drop.any():
+            hit = shapely.STRtree(pts).query(faces.geoms[drop], predicate="intersects")[0]
+            drop[np.flatnonzero(drop)[np.unique(hit)]] = False
+    if not drop.any():
+        return faces, adj, np.empty(0, dtype=object)
+    keep = ~drop
+    pos = np.cumsum(keep) - 1
+    members = {}
+    for name, pairs in faces.members.items():
+        m = keep[pairs[0]]
+        members[name] = np.vstack([pos[pairs[0][m]], pairs[1][m]]).astype(np.int64)
+    adj2 = adj.assign(a=pos[adj["a"].to_numpy()], b=pos[adj["b"].to_numpy()])
+    kept = Faces(geoms=faces.geoms[keep], points=faces.points[keep], members=members, tiles=faces.tiles)
+    return kept, adj2, faces.geoms[drop]
 
 
 def _tile_faces(lines: np.ndarray, rect: tuple[float, float, float, float], grid_size_m: float) -> np.ndarray:

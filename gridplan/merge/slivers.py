@@ -9,8 +9,13 @@ Owns two graph steps on the face adjacency of :mod:`gridplan.merge.overlay`:
   breadth-first absorption: in each round every unresolved sliver that touches a resolved unit
   joins the owner with which it shares the longest total edge (edges to slivers already absorbed
   count for their owner), until a fixed point.  Clusters of slivers (three in a row, a fan of
-  crumbs) therefore resolve in one call.  Slivers left with no non-sliver neighbour in their
-  community are merged into the largest sliver of their cluster and reported.
+  crumbs) therefore resolve in one call.  A cluster left with no non-sliver neighbour in its
+  community is a crumb cut off from it (the community polygon has a detached speck, or two
+  departments' lines enclose a scrap of it): when the community has a body elsewhere, the crumb
+  joins the neighbour it shares the longest edge with, across the community line, and is reported —
+  kept, it would become a base grid of a few square metres with no households and no workload,
+  which no staffing can balance.  Only a community that is a sliver as a whole is kept (merged into
+  the largest sliver of its cluster) and reported.
 
 Area is conserved exactly: units are unions of whole faces, nothing is clipped or dropped.
 """
@@ -106,7 +111,8 @@ def eliminate_slivers(
     is_sliver
         Boolean mask per unit.
     community
-        Community key per unit (int codes); slivers never join a unit of another community.
+        Community key per unit (int codes); a sliver joins a unit of another community only when it
+        is a crumb cut off from its own community's body (see the module docstring).
     area_m2
         Area per unit (picks the representative of a cluster of slivers that has no non-sliver
         neighbour).
@@ -134,29 +140,17 @@ def eliminate_slivers(
     """
     n = len(is_sliver)
     owner = np.where(is_sliver, -1, np.arange(n))
-    a = adj["a"].to_numpy()
-    b = adj["b"].to_numpy()
-    length = adj["length"].to_numpy(float)
-    same = community[a] == community[b]
-    a, b, length = a[same], b[same], length[same]
-    # both directions
-    src = np.concatenate([a, b])
-    dst = np.concatenate([b, a])
-    ln = np.concatenate([length, length])
-    cand = is_sliver[src]
-    src, dst, ln = src[cand], dst[cand], ln[cand]
-    while True:
-        unresolved = owner[src] < 0
-        resolved_dst = owner[dst] >= 0
-        m = unresolved & resolved_dst
-        if not m.any():
-            break
-        df = pd.DataFrame({"u": src[m], "o": owner[dst[m]], "len": ln[m]})
-        tot = df.groupby(["u", "o"], as_index=False, sort=True)["len"].sum()
-        # longest total edge first; ties → smaller owner index (sorted order is kept by stable sort)
-        tot = tot.sort_values(["u", "len", "o"], ascending=[True, False, True], kind="stable")
-        best = tot.drop_duplicates("u", keep="first")
-        owner[best["u"].to_numpy()] = best["o"].to_numpy()
+    a_all = adj["a"].to_numpy()
+    b_all = adj["b"].to_numpy()
+    len_all = adj["length"].to_numpy(float)
+    same = community[a_all] == community[b_all]
+    src, dst, ln = _directed(is_sliver, a_all[same], b_all[same], len_all[same])
+    _absorb(owner, src, dst, ln)
+    # crumbs of a community that has a body elsewhere: absorbed across the community line
+    body = np.unique(community[~is_sliver])
+    crumb = (owner < 0) & np.isin(community, body)
+    if crumb.any():
+        _absorb(owner, *_directed(crumb, a_all, b_all, len_all))
     left = owner < 0
     if left.any():
         idx = np.flatnonzero(left)
@@ -171,3 +165,29 @@ def eliminate_slivers(
     kept = np.zeros(n, bool)
     kept[np.unique(owner[left])] = True
     return owner, kept
+
+
+def _directed(from_mask: np.ndarray, a: np.ndarray, b: np.ndarray, length: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges in both directions whose source is in *from_mask*."""
+    src = np.concatenate([a, b])
+    dst = np.concatenate([b, a])
+    ln = np.concatenate([length, length])
+    cand = from_mask[src]
+    return src[cand], dst[cand], ln[cand]
+
+
+def _absorb(owner: np.ndarray, src: np.ndarray, dst: np.ndarray, ln: np.ndarray) -> None:
+    """Breadth-first absorption in place: unresolved sources join their longest-edge resolved owner."""
+    while True:
+        unresolved = owner[src] < 0
+        resolved_dst = owner[dst] >= 0
+        m = unresolved & resolved_dst
+        if not m.any():
+            break
+        df = pd.DataFrame({"u": src[m], "o": owner[dst[m]], "len": ln[m]})
+        tot = df.groupby(["u", "o"], as_index=False, sort=True)["len"].sum()
+        # longest total edge first; ties → smaller owner index (sorted order is kept by stable sort)
+        tot = tot.sort_values(["u", "len", "o"], ascending=[True, False, True], kind="stable")
+        best = tot.drop_duplicates("u", keep="first")
+        owner[best["u"].to_numpy()] = best["o"].to_numpy()

@@ -8,7 +8,7 @@ standard addresses, and unit geometry, adjacency and cut costs for the districti
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
@@ -53,6 +53,9 @@ class Units:
     adj: pd.DataFrame
     outer: np.ndarray
     b_unit: np.ndarray  # unit of each building (-1 outside)
+    #: slivers cut off from their community that joined a unit of another one: rows of (final unit,
+    #: original community key, area m²), reported in qa_issues
+    crumbs: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
 
 
 def dissolve(geoms: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
@@ -130,8 +133,8 @@ def _face_stats(fg: np.ndarray, pts: Points) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _components(fl: FaceLineage, *, min_area_m2: float, max_thinness: float,
-                max_width_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Same-lineage components, slivers merged: face unit, unit lineage, kept slivers, removed."""
+                max_width_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
+    """Same-lineage components, slivers merged: face unit, unit lineage, kept slivers, removed, crumbs."""
     fg, farea, fadj = fl.fg, fl.farea, fl.fadj
     lineage = np.column_stack([fl.fcomm, fl.fdept, fl.fpiece])
     _, fkey = np.unique(lineage, axis=0, return_inverse=True)
@@ -164,13 +167,21 @@ def _components(fl: FaceLineage, *, min_area_m2: float, max_thinness: float,
     unit_lineage[unit] = key_lineage[fkey2]
     kept_sliver = np.zeros(n_units, bool)
     kept_sliver[unit[kept[comp]]] = True
-    return unit, unit_lineage, kept_sliver, n_removed
+    # crumbs that crossed a community line, one row per final unit and original community
+    crossed = np.flatnonzero(u_comm[owner] != u_comm)
+    crumbs = np.zeros((0, 3))
+    if len(crossed):
+        a_face = np.zeros(nu, np.int64)
+        a_face[comp] = np.arange(len(comp))  # any face of a unit: they all end in the same final unit
+        df = pd.DataFrame({"unit": unit[a_face[crossed]], "comm": u_comm[crossed], "area": u_area[crossed]})
+        crumbs = df.groupby(["unit", "comm"], as_index=False, sort=True)["area"].sum().to_numpy(float)
+    return unit, unit_lineage, kept_sliver, n_removed, crumbs
 
 
 def atomic_units(fl: FaceLineage, pts: Points, n_depts: int, *, min_area_m2: float, max_thinness: float,
                  max_width_m: float) -> Units:
     """Faces with their lineage → atomic units with statistics, geometry and adjacency."""
-    unit, unit_lineage, kept_sliver, n_removed = _components(
+    unit, unit_lineage, kept_sliver, n_removed, crumbs = _components(
         fl, min_area_m2=min_area_m2, max_thinness=max_thinness, max_width_m=max_width_m)
     n_units = int(unit.max()) + 1
     fg, farea, fadj, fdept = fl.fg, fl.farea, fl.fadj, fl.fdept
@@ -196,4 +207,5 @@ def atomic_units(fl: FaceLineage, pts: Points, n_depts: int, *, min_area_m2: flo
     b_unit = np.where(b_where >= 0, unit[np.maximum(b_where, 0)], -1) if len(b_where) else b_where
     return Units(unit=unit, n=n_units, lineage=unit_lineage, kept_sliver=kept_sliver,
                  slivers_removed=n_removed, fstats=fstats, stats=ustats, geom=ugeom, area=uarea,
-                 x=shapely.get_x(upts), y=shapely.get_y(upts), adj=uadj2, outer=outer, b_unit=b_unit)
+                 x=shapely.get_x(upts), y=shapely.get_y(upts), adj=uadj2, outer=outer, b_unit=b_unit,
+                 crumbs=crumbs)
