@@ -395,6 +395,28 @@ def test_staff_refinement_crosses_community_lines_when_that_balances_better():
     assert f(S) < f(S0)
 
 
+def test_community_targets_weigh_each_community_by_its_grids():
+    """Community a (4 grids, 450 h) and b (1 grid, 250 h), 7 workers, m = 100 h.  Webster gives the
+    tie to a: (5, 2), i.e. a at 90 and b at 125 per worker.  Once moves balance a's grids, the CV over
+    grids counts a four times: Σ k (W/S − m)² is 4·100 + 625 = 1025 for (5, 2) and 4·156 + 278 = 903
+    for (4, 3), the best of every split (brute force)."""
+    from types import SimpleNamespace
+
+    from gridplan.balance.runs import Staffer
+
+    W = np.array([150.0, 100.0, 100.0, 100.0, 250.0])
+    comm = np.array(["a", "a", "a", "a", "b"])
+    assert apportion_by_community(W, comm, 7).tolist() == [2, 1, 1, 1, 2]
+    staffer = Staffer(SimpleNamespace(comm_g=comm), 7, RebalanceOptions(), 100.0)  # type: ignore[arg-type]
+    S = staffer.community_targets(W)
+    assert S.tolist() == [1, 1, 1, 1, 3]
+
+    def cost(s_a: int) -> float:
+        return 4 * (450 / s_a - 100) ** 2 + (250 / (7 - s_a) - 100) ** 2
+
+    assert min(range(4, 7), key=cost) == 4
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.floats(0.0, 500.0), min_size=2, max_size=9),

@@ -42,11 +42,14 @@ class RebalanceOptions:
     seed
         Tie-break seed; equal seeds give equal proposals.
     staffing
-        ``"community"`` (default): staff apportioned to communities, then to their grids
-        (:func:`apportion_by_community`), then single workers moved between grids of a community,
-        then between any two grids, while that lowers Σ(workload/worker − mean)²; ``"grid"``: one
-        apportionment over all grids, redone after each round of moves.  The ``staffing_only``
-        metric row is this staffing applied to the input workload, before any unit moves.
+        ``"community"`` (default): each community's staff total is chosen for the state the moves
+        aim at, its grids balanced (Webster, then single workers moved between communities while
+        Σ_c grids_c·(W_c/S_c − mean)² drops), and apportioned to its grids; between rounds of
+        moves single workers move only inside a community, so the totals the moves work towards
+        hold; the proposal's staff are then refined between any two grids while that lowers
+        Σ(workload/worker − mean)².  ``"grid"``: one apportionment over all grids, redone after
+        each round of moves.  The ``staffing_only`` metric row is the best staffing of the input
+        grids before any unit moves (community-first, Webster or largest remainder, refined).
     split_merge
         Also propose splitting overloaded grids and merging underloaded neighbours
         (:mod:`gridplan.balance.restructure`).

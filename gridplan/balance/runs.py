@@ -49,6 +49,12 @@ class Staffer:
             method=method or o.method,  # type: ignore[arg-type]
         )
 
+    def _bounds(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        o = self.options
+        lo = np.full(n, o.min_staff, dtype=np.int64)
+        hi = np.full(n, o.max_staff if o.max_staff is not None else 10**9, dtype=np.int64)
+        return lo, hi
+
     def refine(self, W: np.ndarray, S: np.ndarray) -> np.ndarray:
         """Move single workers between grids while that balances better: inside communities, then city-wide.
 
@@ -56,38 +62,75 @@ class Staffer:
         fair start, but the goal is the CV of workload per worker over all grids, and a community
         whose grids are all just under a whole number of workers is better served by one more.
         """
-        o, n = self.options, len(W)
-        lo = np.full(n, o.min_staff, dtype=np.int64)
-        hi = np.full(n, o.max_staff if o.max_staff is not None else 10**9, dtype=np.int64)
+        n = len(W)
+        lo, hi = self._bounds(n)
         S = refine_staff(W, S, self.units.comm_g, lo, hi, self.mean_wpw)
         return refine_staff(W, S, np.zeros(n, dtype=np.int64), lo, hi, self.mean_wpw)
 
+    def community_targets(self, W: np.ndarray) -> np.ndarray:
+        """Staff per grid whose community totals suit grids that moves will balance inside each community.
+
+        Moves never cross a community line, so a community's workload W_c is fixed and, once its
+        grids are balanced, each of its k_c grids carries W_c / S_c per worker.  The totals S_c are
+        chosen for that end state: proportional (Webster) first, then single workers moved between
+        communities while Σ_c k_c (W_c/S_c − m)² drops — the CV over grids counts a community once
+        per grid.  Judged on today's grids instead, a worker is not moved into a community whose
+        grids are uneven, because no single grid of it gains enough; the moves then cannot bring the
+        community to the city mean.  Each community's total is then apportioned over its grids.
+        """
+        o = self.options
+        comm = np.asarray(self.units.comm_g).astype(str)
+        _, inv = np.unique(comm, return_inverse=True)
+        k_c = np.bincount(inv)
+        W_c = np.bincount(inv, weights=W, minlength=len(k_c))
+        lo, hi = self._bounds(len(k_c))
+        lo, hi = lo * k_c, np.minimum(hi * k_c, 10**12)
+        S_c = apportion(W_c, self.total, min_staff=lo, max_staff=hi, method=o.method)
+        S_c = refine_staff(W_c, S_c, np.zeros(len(k_c), dtype=np.int64), lo, hi, self.mean_wpw, weight=k_c)
+        S = apportion_by_community(
+            W, comm, self.total, min_staff=o.min_staff, max_staff=o.max_staff, method=o.method,
+            community_totals=S_c,
+        )
+        g_lo, g_hi = self._bounds(len(W))
+        return refine_staff(W, S, self.units.comm_g, g_lo, g_hi, self.mean_wpw)
+
     def staff_for(self, W: np.ndarray, S_prev: np.ndarray | None = None) -> np.ndarray:
-        """Staff for workload *W*: by community (refined from *S_prev*) or over all grids."""
+        """Staff for workload *W* before or between rounds of moves.
+
+        By community (:meth:`community_targets`; with *S_prev*, single workers moved inside each
+        community, its total kept, so the moves keep the target they work towards), or over all grids.
+        """
         o = self.options
         if o.staffing == "grid":
             return self.apportion(W)
-        S_new = (
-            S_prev
-            if S_prev is not None
-            else apportion_by_community(
-                W,
-                self.units.comm_g,
-                self.total,
-                min_staff=o.min_staff,
-                max_staff=o.max_staff,
-                method=o.method,
-            )
-        )
-        return self.refine(W, S_new)
+        if S_prev is None:
+            return self.community_targets(W)
+        lo, hi = self._bounds(len(W))
+        return refine_staff(W, S_prev, self.units.comm_g, lo, hi, self.mean_wpw)
+
+    def final(self, W: np.ndarray, S: np.ndarray) -> np.ndarray:
+        """Staff proposed with the moved grids: *S* refined inside communities, then city-wide."""
+        if self.options.staffing == "grid":
+            return self.apportion(W)
+        return self.refine(W, S)
 
     def staffing_only(self, W0: np.ndarray) -> np.ndarray:
-        """Return the best of community-first staffing, Webster and largest remainder over all grids."""
-        best = self.staff_for(W0)
-        for method in ("webster", "hamilton"):
-            S = self.apportion(W0, method)
-            if self.options.staffing != "grid":
-                S = self.refine(W0, S)
+        """Return the best staffing of unchanged grids: community-first, Webster or largest remainder."""
+        o = self.options
+        if o.staffing == "grid":
+            return self.apportion(W0)
+        starts = [
+            self.community_targets(W0),
+            apportion_by_community(
+                W0, self.units.comm_g, self.total, min_staff=o.min_staff, max_staff=o.max_staff,
+                method=o.method,
+            ),
+            self.apportion(W0, "webster"),
+            self.apportion(W0, "hamilton"),
+        ]
+        best = self.refine(W0, starts[0])
+        for start in starts[1:]:
+            S = self.refine(W0, start)
             if _cv(W0 / S) < _cv(W0 / best) - 1e-12:
                 best = S
         return best
@@ -122,17 +165,19 @@ def search_state(u: Units, graph: UnitGraph, seed: int) -> tuple[SearchState, np
 
 
 def _search(st: SearchState, S: np.ndarray, prm: SearchParams, staffer: Staffer, rounds: int) -> np.ndarray:
-    """Move units, re-staffing between rounds until the staff no longer change; return the staff."""
+    """Move units, re-staffing inside communities between rounds until the staff settle; return the staff."""
     n_rounds = max(rounds, 1)
     for r in range(n_rounds):
         run_round(st, S, prm)
         if r == n_rounds - 1:
-            break  # the staff the last round balanced against are the ones proposed
+            break
         S_new = staffer.staff_for(st.W, S)
         if np.array_equal(S_new, S):
             break
         S = S_new
-    return S
+    # the rounds kept each community's staff total (the end state they worked towards); a single
+    # worker moved across a community line may still balance the grids as they turned out
+    return staffer.final(st.W, S)
 
 
 @dataclass(frozen=True)
@@ -275,7 +320,7 @@ def _moves(
     )
     S = S1.copy()
     if share > 0 and _cv(W1 / S1) > o.target_cv:
-        S = _search(st, S1.copy(), prm, staffer, o.rounds)
+        S = _search(st, staffer.staff_for(W1), prm, staffer, o.rounds)
         if _cv(st.W / S) > _cv(W1 / S1) + 1e-12:
             # re-apportioning between rounds cost more than the moves gained: never propose moving
             # households for a worse balance

@@ -78,18 +78,27 @@ def _cv(wpw: np.ndarray) -> float:
 
 
 def refine_staff(
-    W: np.ndarray, S: np.ndarray, group: np.ndarray, lo: np.ndarray, hi: np.ndarray, m: float
+    W: np.ndarray,
+    S: np.ndarray,
+    group: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    m: float,
+    weight: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Move single workers between grids of the same group while Σ (W/S − m)² drops.
+    """Move single workers between grids of the same group while Σ weight·(W/S − m)² drops.
 
     Group totals (the community's apportioned staff) are kept; each transfer takes a worker from the
-    grid that loses least by it and gives it to the grid that gains most, within the bounds.
+    grid that loses least by it and gives it to the grid that gains most, within the bounds.  With
+    *weight* the rows may be communities standing for ``weight`` grids each (see
+    :func:`gridplan.balance.staffing.community_totals`).
     """
     S = S.astype(np.int64).copy()
     W = W.astype(float)
+    k = np.ones(len(W)) if weight is None else np.asarray(weight, dtype=float)
 
-    def f(w: np.ndarray, s: np.ndarray) -> np.ndarray:
-        return np.square(w / np.maximum(s, 1) - m)
+    def f(w: np.ndarray, s: np.ndarray, kk: np.ndarray) -> np.ndarray:
+        return kk * np.square(w / np.maximum(s, 1) - m)
 
     order = np.argsort(group, kind="stable")
     g_sorted = np.asarray(group)[order]
@@ -99,10 +108,10 @@ def refine_staff(
         if len(idx) < 2:
             continue
         for _ in range(int(S[idx].sum()) * 2):
-            w, s = W[idx], S[idx]
-            base = f(w, s)
-            add = np.where(s < hi[idx], base - f(w, s + 1), -np.inf)  # gain of one more worker
-            rem = np.where(s > lo[idx], base - f(w, s - 1), -np.inf)  # gain (≤0 mostly) of one fewer
+            w, s, kk = W[idx], S[idx], k[idx]
+            base = f(w, s, kk)
+            add = np.where(s < hi[idx], base - f(w, s + 1, kk), -np.inf)  # gain of one more worker
+            rem = np.where(s > lo[idx], base - f(w, s - 1, kk), -np.inf)  # gain (≤0 mostly) of one fewer
             j = int(np.argmax(add))
             rem_j = rem.copy()
             rem_j[j] = -np.inf

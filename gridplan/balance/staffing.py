@@ -185,8 +185,11 @@ def apportion_by_community(
     min_staff: int = 1,
     max_staff: int | None = None,
     method: Method = "webster",
+    community_totals: np.ndarray | None = None,
 ) -> np.ndarray:
     """Two-level apportionment: staff to communities by workload, then to the grids of each community.
+
+    *community_totals* (one per community, in sorted code order) replaces the first level.
 
     Moves never leave a community, so a community's workload is fixed and only its staff total sets
     its workload per worker; apportioning communities first makes that total as fair as integer
@@ -203,13 +206,22 @@ def apportion_by_community(
     codes, inv = np.unique(comm, return_inverse=True)
     n_c = np.bincount(inv, minlength=len(codes))
     w_c = np.bincount(inv, weights=grid_workload, minlength=len(codes))
-    s_c = apportion(
-        w_c,
-        total,
-        min_staff=n_c * min_staff,
-        max_staff=None if max_staff is None else n_c * max_staff,
-        method=method,
+    s_c = (
+        apportion(
+            w_c,
+            total,
+            min_staff=n_c * min_staff,
+            max_staff=None if max_staff is None else n_c * max_staff,
+            method=method,
+        )
+        if community_totals is None
+        else np.asarray(community_totals, dtype=np.int64)
     )
+    if len(s_c) != len(codes) or int(s_c.sum()) != int(total):
+        raise InputError(
+            f"community totals must give one figure per community ({len(codes)}) summing to {total}",
+            field="community_totals",
+        )
     out = np.zeros(len(grid_workload), dtype=np.int64)
     order = np.argsort(inv, kind="stable")
     bounds = np.r_[0, np.cumsum(n_c)]
