@@ -1,25 +1,29 @@
 """Geocoding: messy case addresses against the standard address library, end to end (issue 4 (b), (c)).
 
-Ours: `Geocoder` built once from the layers and the merged plan (index build reported apart), then
+Ours: `Geocoder` built from the layers and the merged plan (index build reported apart), then
 the whole cases table geocoded — normalise, parse, match, coordinates, grid assignment — in one
 process and on a 2-worker Dask LocalCluster (output compared row for row).  Anchor: the naive
 approach, `rapidfuzz.process.extractOne(address, every full_address of the library)` per row (default
 WRatio scorer), timed on a sample of the same rows and extrapolated to the full table.  Rows/s are
 wall-clock on a shared machine (CPU seconds of the single process are given too: other benchmarks
-and test runs compete for the 2 cores).
+and test runs compete for the 2 cores).  The index build and the one-process run are each the min /
+median of ≥ 3 runs, recorded against issue 21's goals (≤ 8 s, ≥ 40,000 rows/s) for ``--check``.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import city_data, city_plan, cpu_count, measure
+from benchmarks._common import city_data, city_plan, cpu_count, measure, repeated
+
+#: Issue 21's goals: one process geocodes ≥ 40,000 rows/s and the index builds in ≤ 8 s.
+GOAL_ROWS_S = 40_000
+GOAL_BUILD_S = 8.0
 
 NAIVE_ROWS = 100
 
@@ -53,7 +57,7 @@ def run(scale: str) -> list[dict[str, str]]:
     folder = city_data(scale)
     plan_path, plan_note = _plan_path(folder)
     with measure() as mb:
-        geocoder = Geocoder.from_files(folder / "layers.gpkg", plan_path)
+        rb, geocoder = repeated(lambda: Geocoder.from_files(folder / "layers.gpkg", plan_path))
     n_lib = len(geocoder.index.lib)
     cases = pd.read_csv(folder / "cases.csv", dtype=str, keep_default_na=False)
     truth = pd.read_csv(
@@ -63,10 +67,9 @@ def run(scale: str) -> list[dict[str, str]]:
     distinct = cases["address"].nunique()
 
     with measure() as m1:
-        c0 = time.process_time()
-        out = geocoder.geocode(cases)
-        cpu1 = time.process_time() - c0
-    rate1 = n / m1.seconds
+        r1, out = repeated(lambda: geocoder.geocode(cases))
+    cpu1 = min(r1.cpu)
+    rate1 = n / r1.min
     match_rate, wrong = _score(out, truth)
     status = out["status"].value_counts()
 
@@ -98,34 +101,48 @@ def run(scale: str) -> list[dict[str, str]]:
     def fmt_s(s: float) -> str:
         return f"{s:,.1f} s" if s < 3600 else f"{s / 3600:,.1f} h"
 
+    goal_s = n / GOAL_ROWS_S
     rows: list[dict[str, Any]] = [
         {
             "task": f"build geocoder index ({n_lib:,} std addresses, {plan_note})",
-            "ours": fmt_s(mb.seconds),
-            "anchor_name": "",
-            "anchor": "",
-            "ratio": "",
-            "notes": f"includes reading 4 layers + plan; Geocoder.build_s {geocoder.build_s:.1f} s; "
-            f"peak RSS {mb.peak_mib:,.0f} MiB",
+            "ours": rb.text(fmt_s),
+            "anchor_name": "goal (issue 21)",
+            "anchor": fmt_s(GOAL_BUILD_S),
+            "ratio": f"{rb.min / GOAL_BUILD_S:.2f}× the goal's time",
+            "notes": f"includes reading 4 layers + plan; Geocoder.build_s {geocoder.build_s:.1f} s "
+            "(last run); "
+            f"peak RSS growth {mb.peak_mib:,.0f} MiB",
+            "speedup": GOAL_BUILD_S / rb.min,
+            "runs": [rb],
         },
         {
             "task": f"geocode {n:,} cases ({distinct:,} distinct addresses), 1 process",
-            "ours": f"{fmt_s(m1.seconds)} ({rate1:,.0f} rows/s; "
-            f"CPU {cpu1:.1f} s = {n / cpu1:,.0f} rows/CPU-s)",
-            "anchor_name": f"rapidfuzz extractOne per row over {n_lib:,} addresses",
-            "anchor": f"{fmt_s(naive_total)} (extrapolated from {len(sample)} rows, {per_row:.2f} s/row)",
-            "ratio": f"{naive_total / m1.seconds:,.0f}× faster",
+            "ours": f"{r1.text(fmt_s)}: {rate1:,.0f} rows/s at the min; "
+            f"CPU {cpu1:.1f} s = {n / cpu1:,.0f} rows/CPU-s",
+            "anchor_name": f"goal (issue 21): {GOAL_ROWS_S:,} rows/s",
+            "anchor": fmt_s(goal_s),
+            "ratio": f"{rate1 / GOAL_ROWS_S:.2f}× the goal's rate",
             "notes": f"M {status.get('M', 0):,} / T {status.get('T', 0):,} / U {status.get('U', 0):,}; "
             f"house-level match rate {100 * match_rate:.2f} % of in-library rows, "
             f"wrong {100 * wrong:.3f} %; "
-            f"peak RSS {m1.peak_mib:,.0f} MiB",
+            f"peak RSS growth {m1.peak_mib:,.0f} MiB",
+            "speedup": goal_s / r1.min,
+            "runs": [r1],
+        },
+        {
+            "task": f"same {n:,} cases, against the naive approach",
+            "ours": fmt_s(r1.min),
+            "anchor_name": f"rapidfuzz extractOne per row over {n_lib:,} addresses",
+            "anchor": f"{fmt_s(naive_total)} (extrapolated from {len(sample)} rows, {per_row:.2f} s/row)",
+            "ratio": f"{naive_total / r1.min:,.0f}× faster",
+            "notes": "single timing of the anchor's sample: the ratio is an order of magnitude",
         },
         {
             "task": f"geocode {n:,} cases, Dask LocalCluster 2 workers",
             "ours": f"{fmt_s(m2.seconds)} ({rate2:,.0f} rows/s)",
             "anchor_name": "same, 1 process",
-            "anchor": fmt_s(m1.seconds),
-            "ratio": f"{m1.seconds / m2.seconds:.2f}×",
+            "anchor": fmt_s(r1.min),
+            "ratio": f"{r1.min / m2.seconds:.2f}×",
             "notes": f"output identical to 1 process: {'yes' if identical else 'NO'}; includes "
             f"scattering the geocoder to the workers; target ≥ 20,000 rows/s on {cpu_count()} cores",
         },
