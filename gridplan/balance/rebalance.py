@@ -11,11 +11,14 @@ Balanced Zones redraw every boundary from scratch; here the current plan is the 
 every moved household is a cost.  So:
 
 1. **Staffing first** — integer workers by a bounded apportionment (:mod:`gridplan.balance.workload`,
-   Webster or Hamilton): first to communities by their workload (moves never leave a community, so
-   its staff total alone sets its workload per worker), then to the grids of each community by the
-   same method, refined by moving single workers between grids of the community, then between any
-   two grids of the city, while that lowers Σ(workload/worker − mean)².  Moving a worker is cheaper
-   than moving households, and staffing removes much of the imbalance.
+   Webster or Hamilton).  The best staffing of the unchanged grids is the honest "before" (below).
+   The moves start from staff chosen for the state they aim at: moves never leave a community, so
+   once its grids are balanced each of its k_c grids carries W_c / S_c per worker; the community
+   totals S_c start proportional (the named method) and single workers move between communities
+   while Σ_c k_c (W_c/S_c − mean)² drops (the CV over grids counts a community once per grid);
+   each total is then apportioned to the community's grids and refined inside it.  Judged on
+   today's uneven grids instead, a worker is never moved into a community none of whose grids
+   alone gains enough, and the moves can then not bring it to the city mean.
 2. **Boundary moves only where integer staffing cannot balance** — a lazy greedy
    (:mod:`gridplan.balance.search`) repeatedly applies the move of one boundary atomic unit to an
    adjacent grid of the same community with the best reduction of Σ(workload/worker − mean)² per
@@ -23,10 +26,10 @@ every moved household is a cost.  So:
    inside the household band (or not further out) and above a compactness floor (Polsby–Popper, or
    not worse), until the city-wide CV of workload per worker reaches the target or the budget of
    households moved is spent.
-3. **Re-staff and repeat** — the within-community refinement runs again on the new workloads, and
-   moves resume, for at most ``rounds`` rounds or until the staffing no longer changes.  Community
-   staff totals start as the named apportionment method gives them; the city-wide refinement moves
-   a worker across a community line only when that lowers the city-wide objective.
+3. **Re-staff and repeat** — single workers move between grids of a community (its total kept) on
+   the new workloads, and moves resume, for at most ``rounds`` rounds or until the staffing no
+   longer changes.  The proposal's staff are then refined between any two grids of the city while
+   that lowers Σ(workload/worker − mean)² on the grids as they turned out.
 
 4. **Split and merge** (:mod:`gridplan.balance.restructure`) where integer staffing of a grid is off
    whatever its boundary: overloaded grids (more workload than ``max_staff`` workers, or far from a
