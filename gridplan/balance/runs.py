@@ -117,20 +117,20 @@ class Staffer:
     def staffing_only(self, W0: np.ndarray) -> np.ndarray:
         """Return the best staffing of unchanged grids: community-first, Webster or largest remainder."""
         o = self.options
-        if o.staffing == "grid":
-            return self.apportion(W0)
-        starts = [
-            self.community_targets(W0),
-            apportion_by_community(
-                W0, self.units.comm_g, self.total, min_staff=o.min_staff, max_staff=o.max_staff,
-                method=o.method,
-            ),
-            self.apportion(W0, "webster"),
-            self.apportion(W0, "hamilton"),
-        ]
-        best = self.refine(W0, starts[0])
-        for start in starts[1:]:
-            S = self.refine(W0, start)
+        grid = o.staffing == "grid"
+        starts = [self.apportion(W0), self.apportion(W0, "webster"), self.apportion(W0, "hamilton")]
+        if not grid:
+            starts = [
+                self.community_targets(W0),
+                apportion_by_community(
+                    W0, self.units.comm_g, self.total, min_staff=o.min_staff, max_staff=o.max_staff,
+                    method=o.method,
+                ),
+                *starts[1:],
+            ]
+        tried = [start if grid else self.refine(W0, start) for start in starts]
+        best = tried[0]
+        for S in tried[1:]:
             if _cv(W0 / S) < _cv(W0 / best) - 1e-12:
                 best = S
         return best
