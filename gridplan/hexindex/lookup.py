@@ -4,8 +4,8 @@ See :mod:`gridplan.hexindex` for why a label raster, and not H3, answers queries
 
 Why the raster path is hand-written numpy
 -----------------------------------------
-Measured on the merged ``city`` sample (3,177 grids, 404 k vertices, 11 m cells → 6,470 × 4,414
-cells; 10 M uniform points, 364 k of them in mixed cells; CPU seconds, min of ≥ 3 runs):
+Measured on the merged ``city`` sample (3,179 grids, 404 k vertices, 11 m cells → 6,470 × 4,414
+cells; 10 M uniform points, 345 k of them in mixed cells; CPU seconds, min of ≥ 3 runs):
 
 * **Build** (:class:`_LabelRaster`, 0.27 s): ``rasterio.features.rasterize`` takes 0.36 s to burn
   the polygons and 0.24 s more to burn their outlines ``all_touched`` — and still misses 29 % of
@@ -15,17 +15,17 @@ cells; 10 M uniform points, 364 k of them in mixed cells; CPU seconds, min of �
   pass and 0.2 s importing scipy; the scanline even-odd fill of :meth:`_LabelRaster._fill` gets
   every clean cell's grid from one sort of the 0.7 M (segment, row-centre-line) crossings and one
   running sum per row.
-* **Lookup** (0.14 s): ``labels.take(flat_index)`` gathers 10 M int16 labels in 0.09 s, where
+* **Lookup** (0.14–0.16 s): ``labels.take(flat_index)`` gathers 10 M int16 labels in 0.09–0.10 s, where
   ``labels[iy, ix]`` (two index arrays) takes 0.27 s; the flat index is computed in place in
   64 k-point chunks (:meth:`_LabelRaster._cells`), so no temporary leaves the L2 cache.
-* **Refinement** (0.15 s): ``STRtree.query`` needs a shapely Point per point — 0.20 s just to
-  create 364 k of them — and returns 2.25 bounding-box candidates per point, all tested.  A tile
+* **Refinement** (0.15 s): ``STRtree.query`` needs a shapely Point per point — ~0.55 µs each,
+  0.20 s for 364 k — and returns 2.25 bounding-box candidates per point, all tested.  A tile
   index of grid bounding boxes (:meth:`_LabelRaster._tiles`) gives the same candidates from the
   raster index the lookup already computed, and testing them in rank order, one round per
   candidate, stops at the first (= smallest-code) hit.  The test itself stays GEOS's:
   ``intersects_xy`` on the prepared polygon, ~0.13 µs a test; a numpy crossing-number test would
   need robust orientation predicates to keep points exactly on edges right, for little gain.
-* **Codes** (0.07 s): ``codes.take(rank)`` with a trailing ``None`` at index -1 (no copy, no mask).
+* **Codes** (0.05–0.07 s): ``codes.take(rank)`` with a trailing ``None`` at index -1 (no copy, no mask).
 
 The H3 path keeps the plain chunked loop with :func:`~gridplan.hexindex.cells._exact_rank`.
 """
