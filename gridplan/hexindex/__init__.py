@@ -21,26 +21,26 @@ Why a label raster, and not H3, answers queries
 h3-py 4 has no vectorised ``latlng_to_cell``; every H3 lookup needs a projection to lon/lat, one
 Python call per point (~2 M points/s here; ``h3ronpy``'s vectorised call measured 1.7x faster, same
 cells) and then point-in-polygon for the ~40 % of res-10 cells that a grid boundary cuts.  Measured
-by ``benchmarks/bench_assign.py`` on the merged ``city`` sample (3,186 base grids, 10 M uniform points
-+ 809,721 points on grid edges/vertices; CPU seconds, because the 2 cores were shared with 7 other
-jobs; every method gave identical answers):
+by ``benchmarks/bench_assign.py`` on the merged ``city`` sample (3,179 base grids, 10 M uniform points
++ 808,297 points on grid edges/vertices; CPU seconds, min of 3 runs where stated, because the 2 cores
+are shared; every method gave identical answers):
 
 ====================================================  ============================  ===========
 method                                                10 M points (CPU)             peak memory
 ====================================================  ============================  ===========
-``geopandas.sjoin(predicate="within")``               29.4 s                        +2.2 GiB
-exact STRtree point-in-polygon (``assign_exact``)     21.5 s
-H3 path (``method="h3"``)                             ~18 s (0.56 M points/s)
-label raster, cold (built from the plan, then query)  3.4 s (8.6x; 12x when quiet)  +0.3 GiB
-label raster, warm (cached per plan)                  2.1 s (14x; 19x when quiet)   +0.2 GiB
+``geopandas.sjoin(predicate="within")``               27.8 s (min of 3)             +3.4 GiB
+exact STRtree point-in-polygon (``assign_exact``)     9.3 s
+H3 path (``method="h3"``)                             ~17 s (0.60 M points/s)
+label raster, cold (built from the plan, then query)  0.95 s (min of 3; 27.5x)      +0.3 GiB
+label raster, warm (cached per plan)                  0.36 s (min of 3; 77x)
 ====================================================  ============================  ===========
 
 The label raster is a regular grid in the compute CRS (default cell: the smallest whole metre that
 keeps it ≤ 64 MiB with int16 labels, 11 m for the city sample) giving, for every raster cell that no
-grid boundary touches, the grid of all its points; only points in *mixed* cells (3.7 % of the city
-sample's area) are refined by exact point-in-polygon.  Interior points are answered by pure numpy
+grid boundary touches, the grid of all its points; only points in *mixed* cells (3.4 % of the city
+sample's cells) are refined by exact point-in-polygon.  Interior points are answered by pure numpy
 indexing — no projection, no H3.  How it is built, and why it is exact, is in :class:`_LabelRaster`;
-it needs only ``base_grids``, takes ~2 s for the city sample, and is cached per ``plan_id`` by
+it needs only ``base_grids``, takes ~0.3 s for the city sample, and is cached per ``plan_id`` by
 :meth:`GridLookup.from_plan`.  The H3 path (``assign_xy(..., method="h3")``) is kept and tested: it is
 the index PRODUCT asks for (used by H3 aggregations), and it returns the same answers.  ``h3ronpy``
 is therefore not a dependency.
