@@ -16,7 +16,7 @@ import pandas as pd
 import shapely
 
 from gridplan.merge.inputs import MergeInputs
-from gridplan.merge.overlay import Faces, face_adjacency
+from gridplan.merge.overlay import Faces, face_adjacency, refined_adjacency
 from gridplan.merge.slivers import eliminate_slivers, lineage_components, sliver_mask
 
 __all__ = ["FaceLineage", "face_lineage"]
@@ -165,8 +165,13 @@ def _departments(faces: Faces, inp: MergeInputs, fl: FaceLineage, noise: Callabl
 
 
 def face_lineage(faces: Faces, inp: MergeInputs, *, min_area_m2: float, max_thinness: float,
-                 max_width_m: float, n_pieces: int = 0) -> FaceLineage:
-    """Community, department grids and split piece of every face (layer ``_pieces`` if present)."""
+                 max_width_m: float, n_pieces: int = 0, previous: FaceLineage | None = None) -> FaceLineage:
+    """Community, department grids and split piece of every face (layer ``_pieces`` if present).
+
+    With *previous* (the lineage of the overlay *faces* was refined from), the face adjacency is
+    updated around the new faces instead of computed again (:func:`refined_adjacency`); the
+    rest is computed for every face, as an overlap's choice weighs areas over the whole community.
+    """
     fg = faces.geoms
     nf = len(fg)
     farea = shapely.area(fg)
@@ -177,7 +182,8 @@ def face_lineage(faces: Faces, inp: MergeInputs, *, min_area_m2: float, max_thin
                            max_width_m=max_width_m)
 
     comm_codes_u, comm_key = np.unique(inp.comm_code, return_inverse=True)
-    fl = FaceLineage(fg=fg, farea=farea, fperim=shapely.length(fg), fadj=face_adjacency(fg),
+    fl = FaceLineage(fg=fg, farea=farea, fperim=shapely.length(fg),
+                     fadj=face_adjacency(fg) if previous is None else refined_adjacency(faces, previous.fadj),
                      fcomm=np.full(nf, -1, np.int64), fdept=np.zeros((nf, len(inp.depts)), np.int64),
                      fpiece=np.full(nf, -1, np.int64), comm_codes_u=comm_codes_u, comm_key=comm_key,
                      dept_ids={}, qa_rows=[])
