@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
+import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_merge import C1, C2, CRS, X0, Y0, b, make_layers
+from shapely import box
+from test_merge import C1, C2, C3, CRS, X0, Y0, b, make_layers
 
 from gridplan.merge import merge_layers
 from gridplan.merge.basegrids import REASONS
@@ -210,6 +213,17 @@ def test_second_overlay_renodes_only_the_tiles_the_pieces_touch(monkeypatch) -> 
     assert abs(shapely.area(again.geoms).sum() - shapely.area(full.geoms).sum()) < 1e-6
     assert (again.members["_pieces"][1] >= 0).all()
     assert len(np.unique(again.members["_pieces"][1])) == 2
+    # attributed only where the faces changed, with the same membership as attributing them all
+    assert again.members.keys() == full.members.keys()
+    for name in full.members:
+        assert np.array_equal(again.members[name], full.members[name]), name
+    assert np.array_equal(again.points, full.points)
+    assert again.refined is not None
+    prev = again.refined.previous_index
+    assert 0 < (prev < 0).sum() < len(prev) / 4
+    assert shapely.equals_exact(again.geoms[prev >= 0], first.geoms[prev[prev >= 0]], tolerance=0).all()
+    assert not shapely.equals_exact(first.geoms[again.refined.now_of_previous() < 0][:, None],
+                                    again.geoms[prev < 0][None, :], tolerance=0).any()
 
 
 def test_cli_split_units_flag_and_summary(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -231,3 +245,175 @@ def test_cli_split_units_flag_and_summary(tmp_path) -> None:  # type: ignore[no-
             assert f"outside: {reason}" in res.output
         else:
             assert "3 (100.0 %)" in res.output
+
+
+# ---- the second stage refines the first: the same result as attributing every face again ----------
+
+
+def _full_attribution(previous, raw, origin, tiles, city, layers, *, workers):  # type: ignore[no-untyped-def]
+    """Stand-in for ``overlay._refine``: the re-noded faces attributed from scratch (no reuse)."""
+    from gridplan.merge import overlay
+
+    return overlay._attribute(raw, origin, tiles, city, layers, workers=workers)
+
+
+def _merge_stages(layers: dict[str, gpd.GeoDataFrame], *, refine: bool, tile_coords: int):  # type: ignore[no-untyped-def]
+    """Merge on several overlay tiles (one worker); the plan and the stages it computed."""
+    import functools
+
+    from gridplan.merge import build, overlay
+
+    stages = []
+    real_stage = build._stage
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        stages.append(real_stage(*args, **kwargs))
+        return stages[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(build, "overlay_faces",
+                   functools.partial(overlay.overlay_faces, tile_coords=tile_coords, workers=1))
+        mp.setattr(build, "_stage", spy)
+        if not refine:
+            mp.setattr(overlay, "_refine", _full_attribution)
+        plan = merge_layers(layers)
+    return plan, stages
+
+
+def _assert_same_arrays(a: object, b: object, fields: list[str]) -> None:
+    for f in fields:
+        x, y = getattr(a, f), getattr(b, f)
+        if isinstance(x, pd.DataFrame):
+            pd.testing.assert_frame_equal(x, y, check_exact=True, obj=f)
+        elif isinstance(x, np.ndarray) and x.dtype == object:
+            assert shapely.equals_exact(x, y, tolerance=0).all(), f
+        else:
+            assert np.array_equal(x, y), f
+
+
+def assert_same_refinement(layers: dict[str, gpd.GeoDataFrame], *, tile_coords: int = 300) -> int:
+    """The refined second stage equals attributing, locating and dissolving every face again.
+
+    Returns how many faces the refinement had to attribute again (new faces).
+    """
+    plan, st = _merge_stages(layers, refine=True, tile_coords=tile_coords)
+    ref_plan, ref = _merge_stages(layers, refine=False, tile_coords=tile_coords)
+    assert len(st) == len(ref)
+    if len(st) == 2:  # a unit was split: compare the second stages face by face, unit by unit
+        got, want = st[1], ref[1]
+        assert got.faces.refined is not None
+        assert want.faces.refined is None
+        _assert_same_arrays(got.faces, want.faces, ["geoms", "points", "origin"])
+        assert got.faces.members.keys() == want.faces.members.keys()
+        for name in want.faces.members:
+            assert np.array_equal(got.faces.members[name], want.faces.members[name]), name
+        _assert_same_arrays(got.fl, want.fl, ["farea", "fperim", "fadj", "fcomm", "fdept", "fpiece"])
+        assert got.fl.qa_rows == want.fl.qa_rows or all(
+            {k: v for k, v in r.items() if k != "geometry"} == {k: v for k, v in q.items() if k != "geometry"}
+            and shapely.equals_exact(r["geometry"], q["geometry"], tolerance=0)
+            for r, q in zip(got.fl.qa_rows, want.fl.qa_rows, strict=True))
+        _assert_same_arrays(got.units, want.units, [
+            "unit", "lineage", "kept_sliver", "fstats", "stats", "geom", "area", "x", "y", "adj", "outer",
+            "b_unit", "b_face", "a_face"])
+    for name in ("atomic_units", "base_grids", "crosswalk", "dept_fit", "h3_cells", "qa_issues"):
+        x, y = getattr(plan, name), getattr(ref_plan, name)
+        if isinstance(x, gpd.GeoDataFrame):
+            assert shapely.equals_exact(np.asarray(x.geometry.array), np.asarray(y.geometry.array),
+                                        tolerance=0).all(), name
+            x = pd.DataFrame(x.drop(columns=x.geometry.name))
+            y = pd.DataFrame(y.drop(columns=y.geometry.name))
+        pd.testing.assert_frame_equal(x, y, check_exact=True, obj=name)
+    assert plan.meta.params == ref_plan.meta.params
+    if len(st) < 2 or st[1].faces.refined is None:
+        return 0
+    return int((st[1].faces.refined.previous_index < 0).sum())
+
+
+def _refine_layers(dx: float, hh: list[int], road: bool) -> dict[str, gpd.GeoDataFrame]:
+    """Three communities, police with an overlap and a gap, fire off by millimetres, one big block.
+
+    The block (0-240 x 0-100 in community C1) holds buildings of *hh* households, enough to be
+    split; *dx* moves the police boundary between the block and the rest.  Community C3
+    (400-800 m, police grids of 20 m) is far from the block: its overlay tiles are not noded again.
+    """
+    seg = 8.0
+    police = [("P1", b(0, 0, 240 + dx, 100)), ("P2", b(240 + dx - 3, 0, 400, 100)),
+              ("P3", b(0, 100, 300, 200))]  # P1/P2 overlap by 3 m; 300-400 x 100-200 is a police gap
+    police += [(f"Q{i}-{j}", b(400 + 20 * i, 20 * j, 420 + 20 * i, 20 * j + 20))
+               for i in range(20) for j in range(10)]
+    fire = [("F1", b(0, 0, 200.004, 200)), ("F2", b(200.004, 0, 600, 200)), ("F3", b(600, 0, 800, 200))]
+    depts = {"police": [(i, shapely.segmentize(g, seg)) for i, g in police],
+             "fire": [(i, shapely.segmentize(g, seg)) for i, g in fire]}
+    blds = [(12 + 20 * i, 30 + 40 * (i % 2), h) for i, h in enumerate(hh) if 12 + 20 * i < 236]
+    blds += [(260 + 30 * i, 150, 120) for i in range(4)]
+    blds += [(430 + 50 * i, 60 + 80 * (i % 2), 90) for i in range(7)]
+    layers = make_layers([(C1, b(0, 0, 300, 200)), (C2, b(300, 0, 400, 200)), (C3, b(400, 0, 800, 200))],
+                         depts, blds)
+    if road:
+        line = shapely.LineString([(X0 + 121, Y0 - 5), (X0 + 119, Y0 + 105)])
+        layers["roads"] = gpd.GeoDataFrame({"road_name": ["中路"], "road_class": ["支路"]},
+                                           geometry=[line], crs=CRS)
+    return layers
+
+
+def test_refined_second_stage_equals_full_recomputation() -> None:
+    # 12 buildings of 100 households in one block: split into pieces; several overlay tiles, so the
+    # refinement keeps the faces of the tiles the pieces miss and re-attributes the others
+    layers = _refine_layers(0.004, [100] * 12, road=True)
+    n_new = assert_same_refinement(layers)
+    assert n_new > 0
+    plan = merge_layers(layers)
+    assert (plan.atomic_units["parent_unit_id"] != "").sum() >= 2
+    check_partition(plan)
+
+
+def test_refinement_with_a_speck_left_out_equals_full_recomputation() -> None:
+    # a 0.005 m² triangle hangs off the city's corner (800, 200) by one vertex: both stages leave it
+    # out (merge.overlay.drop_isolated_specks), and the refined second stage still equals the full one
+    layers = _refine_layers(0.004, [100] * 12, road=False)
+    speck = shapely.Polygon([(X0 + 800, Y0 + 200), (X0 + 800.1, Y0 + 200.05), (X0 + 800.05, Y0 + 200.1)])
+    layers["city"] = layers["city"].set_geometry([shapely.union(layers["city"].geometry.iloc[0], speck)])
+    assert assert_same_refinement(layers) > 0
+    plan = merge_layers(layers)
+    assert plan.qa_issues["detail"].str.contains("speck", na=False).sum() == 1
+    assert plan.atomic_units["area_m2"].sum() == pytest.approx(800 * 200, rel=1e-9)
+    check_partition(plan)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dx=st.sampled_from([0.0, 0.004, -0.006, 1.5]),
+       hh=st.lists(st.integers(20, 160), min_size=8, max_size=12),
+       road=st.booleans(), tile_coords=st.sampled_from([100, 300, 10**6]))
+def test_refinement_equals_full_recomputation_on_any_block(dx: float, hh: list[int], road: bool,
+                                                           tile_coords: int) -> None:
+    assert_same_refinement(_refine_layers(dx, hh, road), tile_coords=tile_coords)
+
+
+def test_refinement_relocates_edge_points_and_keeps_only_unchanged_units() -> None:
+    # before: K (east) and R (west) share the edge x = 1; R is then cut into N1 (north), N2 (south)
+    # and the order becomes N1, K, N2.  A point on the K|R edge belonged to K (the lower index);
+    # now it meets N1 and K and goes to N1, like locating it from scratch.
+    from types import SimpleNamespace
+
+    from gridplan.merge.overlay import Refinement
+    from gridplan.merge.units import _assign_points, _reassign_points
+
+    k, r = box(1, 0, 2, 1), box(0, 0, 1, 1)
+    n1, n2 = box(0, 0.5, 1, 1), box(0, 0, 1, 0.5)
+    before, after = np.array([k, r]), np.array([n1, k, n2])
+    pts = shapely.points([(1, 0.75), (1.5, 0.5), (0.5, 0.25), (1, 0.25), (5, 5)])
+    where = _assign_points(pts, before)
+    assert where.tolist() == [0, 0, 1, 0, -1]
+    refined = Refinement(previous_index=np.array([-1, 0, -1]), near=np.array([1]), n_previous=2)
+    got = _reassign_points(pts, where, after, refined)
+    assert got.tolist() == _assign_points(pts, after).tolist() == [0, 1, 2, 1, -1]
+    # a unit keeps its previous geometry only when it is made of exactly that unit's faces: A and B
+    # were one unit, now each is its own (all faces kept, all from unit 0) and both are dissolved anew
+    from gridplan.merge.units import _previous_units
+
+    prev = SimpleNamespace(unit=np.array([0, 0, 1]), n=2)
+    same = Refinement(previous_index=np.array([0, 1, 2]), near=np.array([], np.int64), n_previous=3)
+    assert _previous_units(np.array([0, 1, 2]), 3, same, prev).tolist() == [-1, -1, 1]  # type: ignore[arg-type]
+    assert _previous_units(np.array([0, 0, 1]), 2, same, prev).tolist() == [0, 1]  # type: ignore[arg-type]
+    moved = Refinement(previous_index=np.array([0, -1, 2]), near=np.array([], np.int64), n_previous=3)
+    assert _previous_units(np.array([0, 0, 1]), 2, moved, prev).tolist() == [-1, 1]  # type: ignore[arg-type]

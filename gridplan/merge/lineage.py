@@ -16,7 +16,7 @@ import pandas as pd
 import shapely
 
 from gridplan.merge.inputs import MergeInputs
-from gridplan.merge.overlay import Faces, face_adjacency
+from gridplan.merge.overlay import Faces, face_adjacency, refined_adjacency
 from gridplan.merge.slivers import eliminate_slivers, lineage_components, sliver_mask
 
 __all__ = ["FaceLineage", "face_lineage"]
@@ -165,11 +165,14 @@ def _departments(faces: Faces, inp: MergeInputs, fl: FaceLineage, noise: Callabl
 
 
 def face_lineage(faces: Faces, inp: MergeInputs, *, min_area_m2: float, max_thinness: float,
-                 max_width_m: float, n_pieces: int = 0, fadj: pd.DataFrame | None = None) -> FaceLineage:
+                 max_width_m: float, n_pieces: int = 0, previous: FaceLineage | None = None,
+                 fadj: pd.DataFrame | None = None) -> FaceLineage:
     """Community, department grids and split piece of every face (layer ``_pieces`` if present).
 
-    *fadj* is the faces' adjacency when the caller has it
-    (:func:`~gridplan.merge.overlay.face_adjacency`).
+    *fadj* is the faces' adjacency when the caller has it.  Else, with *previous* (the lineage of
+    the overlay *faces* was refined from), the face adjacency is updated around the new faces
+    instead of computed again (:func:`refined_adjacency`).  The rest is computed for every face, as
+    an overlap's choice weighs areas over the whole community.
     """
     fg = faces.geoms
     nf = len(fg)
@@ -182,7 +185,8 @@ def face_lineage(faces: Faces, inp: MergeInputs, *, min_area_m2: float, max_thin
 
     comm_codes_u, comm_key = np.unique(inp.comm_code, return_inverse=True)
     fl = FaceLineage(fg=fg, farea=farea, fperim=shapely.length(fg),
-                     fadj=face_adjacency(fg) if fadj is None else fadj,
+                     fadj=fadj if fadj is not None else (
+                         face_adjacency(fg) if previous is None else refined_adjacency(faces, previous.fadj)),
                      fcomm=np.full(nf, -1, np.int64), fdept=np.zeros((nf, len(inp.depts)), np.int64),
                      fpiece=np.full(nf, -1, np.int64), comm_codes_u=comm_codes_u, comm_key=comm_key,
                      dept_ids={}, qa_rows=[])

@@ -16,6 +16,7 @@ import pandas as pd
 import shapely
 
 from gridplan.merge.lineage import FaceLineage
+from gridplan.merge.overlay import Refinement
 from gridplan.merge.slivers import eliminate_slivers, lineage_components, sliver_mask
 
 __all__ = ["STAT_COLUMNS", "Points", "Units", "atomic_units", "dissolve", "point_stats"]
@@ -53,6 +54,8 @@ class Units:
     adj: pd.DataFrame
     outer: np.ndarray
     b_unit: np.ndarray  # unit of each building (-1 outside)
+    b_face: np.ndarray  # face of each building's point (-1 outside)
+    a_face: np.ndarray  # face of each standard address (-1 outside)
     #: slivers cut off from their community that joined a unit of another one: rows of (final unit,
     #: original community key, area m²), reported in qa_issues
     crumbs: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
@@ -116,20 +119,51 @@ def point_stats(layers: Mapping[str, gpd.GeoDataFrame]) -> Points:
     return Points(b_pts=b_pts, b_geoms=b_geoms, b_vals=b_vals, a_pts=a_pts)
 
 
-def _face_stats(fg: np.ndarray, pts: Points) -> tuple[np.ndarray, np.ndarray]:
+def _reassign_points(points: np.ndarray, where: np.ndarray, fg: np.ndarray,
+                     refined: Refinement) -> np.ndarray:
+    """Locate *points* in the faces of a refined overlay, from their faces *where* in the previous one.
+
+    A point's face is the lowest-index face it meets.  A point that meets no new face and no face
+    now gone meets the same kept faces as before, in the same relative order, so its face is its
+    previous face renumbered.  Only the points whose previous face is gone, is ``refined.near`` or
+    is none are tested again, against the new faces and ``refined.near``: a face meeting such a
+    point also meets (so its bounding box meets) a new or gone face, unless it is the previous face.
+    """
+    now_of_prev = refined.now_of_previous()
+    res = np.where(where >= 0, now_of_prev[np.maximum(where, 0)], -1)
+    if len(points) == 0:
+        return res
+    watch = np.zeros(len(fg), bool)
+    watch[refined.near] = True
+    again = (res < 0) | watch[np.maximum(res, 0)]
+    idx = np.flatnonzero(again)
+    cand = np.union1d(np.flatnonzero(refined.previous_index < 0), refined.near)
+    res[idx] = -1
+    sub = _assign_points(points[idx], fg[cand])
+    res[idx[sub >= 0]] = cand[sub[sub >= 0]]
+    return res
+
+
+def _face_stats(fg: np.ndarray, pts: Points, refined: Refinement | None = None,
+                previous: Units | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per face, the summed building figures and address count; the face of each building and address."""
     from concurrent.futures import ThreadPoolExecutor
 
     nf = len(fg)
     fstats = np.zeros((nf, len(STAT_COLUMNS)))
-    with ThreadPoolExecutor(max_workers=2) as ex:  # GEOS releases the GIL: both cores
-        b_where, a_where = ex.map(lambda p: _assign_points(p, fg), [pts.b_pts, pts.a_pts])
+    if refined is not None and previous is not None:
+        b_where = _reassign_points(pts.b_pts, previous.b_face, fg, refined)
+        a_where = _reassign_points(pts.a_pts, previous.a_face, fg, refined)
+    else:
+        with ThreadPoolExecutor(max_workers=2) as ex:  # GEOS releases the GIL: both cores
+            b_where, a_where = ex.map(lambda p: _assign_points(p, fg), [pts.b_pts, pts.a_pts])
     if len(pts.b_pts):
         inside = b_where >= 0
         for j in range(len(_BUILDING_STATS)):
             fstats[:, j] = np.bincount(b_where[inside], pts.b_vals[inside, j], nf)
     if len(pts.a_pts):
         fstats[:, 4] = np.bincount(a_where[a_where >= 0], minlength=nf)
-    return fstats, b_where
+    return fstats, b_where, a_where
 
 
 def _components(fl: FaceLineage, *, min_area_m2: float, max_thinness: float,
@@ -178,18 +212,59 @@ def _components(fl: FaceLineage, *, min_area_m2: float, max_thinness: float,
     return unit, unit_lineage, kept_sliver, n_removed, crumbs
 
 
+def _previous_units(unit: np.ndarray, n_units: int, refined: Refinement, previous: Units) -> np.ndarray:
+    """Per unit, the previous unit made of exactly the same faces (-1 none).
+
+    A unit whose faces are all kept and all belonged to one previous unit of as many faces is that
+    unit: the same faces, in the same relative order, so the same dissolved geometry.
+    """
+    prev_face = refined.previous_index
+    kept = prev_face >= 0
+    pu = np.where(kept, previous.unit[np.maximum(prev_face, 0)], -1)
+    order = np.argsort(unit, kind="stable")
+    first = order[np.searchsorted(unit[order], np.arange(n_units))]
+    cand = pu[first]
+    # every face of the unit kept and in cand; as many faces as cand had
+    bad = np.bincount(unit, ~kept | (pu != cand[unit]), n_units) > 0
+    n_now = np.bincount(unit, minlength=n_units)
+    n_prev = np.bincount(previous.unit, minlength=previous.n)
+    bad |= n_now != n_prev[np.maximum(cand, 0)]
+    return np.where(bad | (cand < 0), -1, cand)
+
+
 def atomic_units(fl: FaceLineage, pts: Points, n_depts: int, *, min_area_m2: float, max_thinness: float,
-                 max_width_m: float) -> Units:
-    """Faces with their lineage → atomic units with statistics, geometry and adjacency."""
+                 max_width_m: float, refined: Refinement | None = None,
+                 previous: Units | None = None) -> Units:
+    """Faces with their lineage → atomic units with statistics, geometry and adjacency.
+
+    With *refined* (the faces' relation to a previous overlay) and *previous* (its units), the
+    points are located again only around the new faces (:func:`_reassign_points`) and the units
+    made of the same faces as a previous unit keep its geometry (:func:`_previous_units`); the
+    graph steps (components, slivers, adjacency) run on every face, they are cheap.  The result
+    equals the units computed from scratch.
+    """
     unit, unit_lineage, kept_sliver, n_removed, crumbs = _components(
         fl, min_area_m2=min_area_m2, max_thinness=max_thinness, max_width_m=max_width_m)
     n_units = int(unit.max()) + 1
     fg, farea, fadj, fdept = fl.fg, fl.farea, fl.fadj, fl.fdept
-    fstats, b_where = _face_stats(fg, pts)
+    fstats, b_where, a_where = _face_stats(fg, pts, refined, previous)
     ustats = np.column_stack([np.bincount(unit, fstats[:, j], n_units) for j in range(fstats.shape[1])])
-    ugeom = dissolve(fg, unit, n_units)
+    if refined is not None and previous is not None:
+        same = _previous_units(unit, n_units, refined, previous)
+        redo = np.flatnonzero(same < 0)
+        ugeom = np.empty(n_units, dtype=object)
+        ugeom[same >= 0] = previous.geom[same[same >= 0]]
+        in_redo = np.isin(unit, redo)
+        ugeom[redo] = dissolve(fg[in_redo], np.searchsorted(redo, unit[in_redo]), len(redo))
+        ux, uy = np.empty(n_units), np.empty(n_units)
+        ux[same >= 0], uy[same >= 0] = previous.x[same[same >= 0]], previous.y[same[same >= 0]]
+        rp = shapely.point_on_surface(ugeom[redo])
+        ux[redo], uy[redo] = shapely.get_x(rp), shapely.get_y(rp)
+    else:
+        ugeom = dissolve(fg, unit, n_units)
+        upts = shapely.point_on_surface(ugeom)
+        ux, uy = shapely.get_x(upts), shapely.get_y(upts)
     uarea = np.bincount(unit, farea, n_units)
-    upts = shapely.point_on_surface(ugeom)
     a_idx, b_idx, ln = fadj["a"].to_numpy(), fadj["b"].to_numpy(), fadj["length"].to_numpy()
     agree = (fdept[a_idx] != fdept[b_idx]).sum(axis=1) if n_depts else np.zeros(len(a_idx))
     cost = ln * (n_depts + 1 - agree) / (n_depts + 1)
@@ -207,5 +282,5 @@ def atomic_units(fl: FaceLineage, pts: Points, n_depts: int, *, min_area_m2: flo
     b_unit = np.where(b_where >= 0, unit[np.maximum(b_where, 0)], -1) if len(b_where) else b_where
     return Units(unit=unit, n=n_units, lineage=unit_lineage, kept_sliver=kept_sliver,
                  slivers_removed=n_removed, fstats=fstats, stats=ustats, geom=ugeom, area=uarea,
-                 x=shapely.get_x(upts), y=shapely.get_y(upts), adj=uadj2, outer=outer, b_unit=b_unit,
+                 x=ux, y=uy, adj=uadj2, outer=outer, b_unit=b_unit, b_face=b_where, a_face=a_where,
                  crumbs=crumbs)
