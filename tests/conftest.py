@@ -41,22 +41,23 @@ def variant_city(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
     """Build (once per session) a generated variant of the sample city and its merged plan.
 
     ``variant_city("compounds")`` → folder with layers.gpkg, cases/hazards CSVs, truth, manifest
-    (``gridplan sample --variant``, small scale, seed 0) and plan.gpkg (default merge).
+    (``gridplan sample --variant``, small scale, seed 0 or ``variant_city(name, seed)``) and
+    plan.gpkg (default merge).
     """
     from gridplan.layers import read_layers
     from gridplan.merge import merge_layers
     from gridplan.plans import write_plan
     from gridplan.sample import write_sample
 
-    built: dict[str, Path] = {}
+    built: dict[tuple[str, int], Path] = {}
 
-    def build(name: str) -> Path:
-        if name not in built:
-            out = tmp_path_factory.mktemp(f"variant_{name}")
-            write_sample(out, scale="small", seed=0, variant=name)
+    def build(name: str, seed: int = 0) -> Path:
+        if (name, seed) not in built:
+            out = tmp_path_factory.mktemp(f"variant_{name}_{seed}")
+            write_sample(out, scale="small", seed=seed, variant=name)
             write_plan(merge_layers(read_layers(out / "layers.gpkg")), out / "plan.gpkg")
-            built[name] = out
-        return built[name]
+            built[name, seed] = out
+        return built[name, seed]
 
     return build
 
